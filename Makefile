@@ -1,0 +1,62 @@
+# QuantMini: `make help` lists the targets. Every target bootstraps .venv on first use.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export QM_DATA_DIR ?= $(CURDIR)/data
+export DBT_PROFILES_DIR ?= $(CURDIR)
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): requirements/lock.txt requirements/nodeps.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.8
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements/lock.txt
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -r requirements/nodeps.txt
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	@touch $(STAMP)
+
+.PHONY: install
+install: $(STAMP) ## Create .venv and install the pinned dependencies
+
+.PHONY: lock
+lock: ## Re-resolve requirements/lock.txt from requirements/requirements.in
+	@test -x $(BIN)/uv || { $(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip install --quiet uv==0.13.8; }
+	$(BIN)/uv pip compile --quiet requirements/requirements.in --python-version 3.11 -o requirements/lock.txt
+
+.PHONY: demo
+demo: $(STAMP) ## Run the whole pipeline on the sandbox: serve, ingest, dbt build, Qlib export, summary
+	$(BIN)/quantmini demo
+
+.PHONY: test
+test: $(STAMP) ## Run the test suite (starts its own sandbox servers)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+.PHONY: test-fast
+test-fast: $(STAMP) ## Run the tests not marked slow
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slow" $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: $(STAMP) ## ruff (lint + format check) and sqlfluff on the dbt models
+	$(BIN)/ruff check loaders tests bench
+	$(BIN)/ruff format --check loaders tests bench
+	$(BIN)/sqlfluff lint models macros
+
+.PHONY: format
+format: $(STAMP) ## Apply ruff formatting and fixes
+	$(BIN)/ruff check --fix loaders tests bench
+	$(BIN)/ruff format loaders tests bench
+
+.PHONY: bench
+bench: $(STAMP) ## Run the benchmarks under bench/ and print ratios against in-process baselines
+	$(BIN)/python -m bench
+
+.PHONY: clean
+clean: ## Remove dbt build output (data and .venv are kept)
+	rm -rf target logs

@@ -1,0 +1,119 @@
+"""Settings read from the environment, or from `.dlt/config.toml` / `.dlt/secrets.toml` the usual dlt way.
+
+Environment variables win over the TOML files. Secrets are wrapped so that they never print.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_API_URL = "https://api.polygon.io"
+DEFAULT_S3_ENDPOINT = "https://files.polygon.io"
+DEFAULT_S3_BUCKET = "flatfiles"
+
+
+class Secret(str):
+    """A string whose repr/str hide the value; use `.reveal()` where the real value is needed."""
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self.reveal() else "Secret('')"
+
+    def __str__(self) -> str:
+        return "***" if self.reveal() else ""
+
+    def __format__(self, spec: str) -> str:
+        return str(self)
+
+    def reveal(self) -> str:
+        return str.__str__(self)
+
+
+def _lookup(*names: str, default: Any = None) -> Any:
+    """First non-empty value among environment variables `names`, then dlt config/secrets providers."""
+    for name in names:
+        value = os.environ.get(name)
+        if value:
+            return value
+    try:
+        import dlt
+
+        for name in names:
+            key = name.lower()
+            for accessor in (dlt.secrets, dlt.config):
+                try:
+                    value = accessor.get(key)
+                except Exception:
+                    value = None
+                if value:
+                    return value
+    except ImportError:  # pragma: no cover - dlt is a hard dependency
+        pass
+    return default
+
+
+@dataclass(frozen=True)
+class Settings:
+    api_key: Secret = field(repr=False)
+    api_url: str
+    s3_endpoint: str
+    s3_bucket: str
+    s3_access_key_id: Secret = field(repr=False)
+    s3_secret_access_key: Secret = field(repr=False)
+    data_dir: Path
+
+    @property
+    def landing_dir(self) -> Path:
+        return self.data_dir / "landing"
+
+    @property
+    def bronze_dir(self) -> Path:
+        return self.data_dir / "bronze"
+
+    @property
+    def gold_dir(self) -> Path:
+        return self.data_dir / "gold" / "qlib"
+
+    @property
+    def duckdb_path(self) -> Path:
+        return self.data_dir / "quantmini.duckdb"
+
+    @property
+    def pipelines_dir(self) -> Path:
+        """dlt pipeline working folders and local state (DLT_DATA_DIR points here)."""
+        return self.data_dir / "dlt"
+
+    @property
+    def runs_dir(self) -> Path:
+        """Run ledger: one JSON line per ingest run and per failed date/page."""
+        return self.data_dir / "runs"
+
+    def redact(self, text: str) -> str:
+        """Remove every secret value from `text` (log lines, exception messages, URLs)."""
+        for secret in (self.api_key, self.s3_access_key_id, self.s3_secret_access_key):
+            raw = secret.reveal()
+            if raw:
+                text = text.replace(raw, "***")
+        return text
+
+
+def load_settings() -> Settings:
+    data_dir = Path(_lookup("QM_DATA_DIR", default="./data")).expanduser().resolve()
+    return Settings(
+        api_key=Secret(_lookup("POLYGON_API_KEY", "MASSIVE_API_KEY", default="")),
+        api_url=str(_lookup("POLYGON_API_URL", default=DEFAULT_API_URL)).rstrip("/"),
+        s3_endpoint=str(_lookup("POLYGON_S3_ENDPOINT", default=DEFAULT_S3_ENDPOINT)).rstrip("/"),
+        s3_bucket=str(_lookup("POLYGON_S3_BUCKET", default=DEFAULT_S3_BUCKET)),
+        s3_access_key_id=Secret(_lookup("POLYGON_S3_ACCESS_KEY_ID", default="")),
+        s3_secret_access_key=Secret(_lookup("POLYGON_S3_SECRET_ACCESS_KEY", default="")),
+        data_dir=data_dir,
+    )
+
+
+def prepare_dlt_environment(settings: Settings) -> None:
+    """Keep dlt's pipelines folder (state, load packages) inside the data directory."""
+    settings.pipelines_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("DLT_DATA_DIR", str(settings.pipelines_dir))
+    os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
