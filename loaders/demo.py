@@ -1,0 +1,204 @@
+"""`quantmini demo`: the whole pipeline on the sandbox, end to end, in a few minutes.
+
+sandbox (REST + S3) -> ingest flat files and REST datasets -> `dbt build` (silver + gold export) -> summary.
+Each step prints the command a user would run for it, so the demo doubles as a walkthrough.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+# Demo market: two years of daily data, minute data for the last weeks. Sized so the whole demo finishes
+# in well under five minutes on a 2-core machine.
+DEMO_START = dt.date(2024, 1, 2)
+DEMO_END = dt.date(2025, 12, 31)
+DEMO_TICKERS = 60
+DEMO_MINUTE_SESSIONS = 15
+DEMO_OPTION_MINUTE_SESSIONS = 5
+REST_DATASETS = (
+    "tickers",
+    "splits",
+    "dividends",
+    "ticker_events",
+    "market_holidays",
+    "options_contracts",
+    "news",
+    "fundamentals",
+    "short_interest",
+    "short_volume",
+)
+
+
+def _step(title: str, command: str, fn: Callable[[], int]) -> tuple[str, int, float]:
+    console.rule(f"[bold]{title}")
+    console.print(f"[dim]$ {command}[/dim]")
+    started = time.perf_counter()
+    code = fn()
+    elapsed = time.perf_counter() - started
+    colour = "green" if code == 0 else "red"
+    console.print(f"[{colour}]{title}: exit {code} in {elapsed:.1f}s[/{colour}]")
+    return title, code, elapsed
+
+
+def _dbt_build(project_dir: Path) -> int:
+    from dbt.cli.main import dbtRunner
+
+    result = dbtRunner().invoke(
+        ["build", "--project-dir", str(project_dir), "--profiles-dir", str(project_dir), "--quiet"]
+    )
+    if result.exception is not None:
+        console.print(f"[red]dbt build failed: {result.exception}[/red]")
+    return 0 if result.success else 1
+
+
+def _bronze_summary(data_dir: Path) -> Table:
+    import duckdb
+
+    table = Table(title="What was loaded")
+    for col in ("dataset", "first", "last", "sessions", "rows", "bytes on disk"):
+        table.add_column(col, justify="right" if col in {"sessions", "rows", "bytes on disk"} else "left")
+    bronze = data_dir / "bronze"
+    con = duckdb.connect()
+    for dataset_dir in sorted(p for p in bronze.iterdir() if p.is_dir()) if bronze.exists() else []:
+        files = list(dataset_dir.rglob("*.parquet"))
+        if not files:
+            continue
+        size = sum(f.stat().st_size for f in files)
+        glob = str(dataset_dir / "**" / "*.parquet")
+        rows = con.execute(f"select count(*) from read_parquet('{glob}', union_by_name = true)").fetchone()[0]
+        partitions = sorted(p.name.split("=", 1)[1] for p in dataset_dir.iterdir() if "=" in p.name)
+        table.add_row(
+            dataset_dir.name,
+            partitions[0] if partitions else "",
+            partitions[-1] if partitions else "",
+            str(len(partitions)) if partitions else "",
+            f"{rows:,}",
+            f"{size / 1e6:,.1f} MB",
+        )
+    return table
+
+
+def _qlib_snippet(gold: Path) -> str:
+    return (
+        "import qlib\n"
+        "from qlib.data import D\n"
+        f'qlib.init(provider_uri="{gold}", region="us")\n'
+        'print(D.features(D.instruments("all"), ["$close", "$factor", "$vwap", "$change"],\n'
+        '                 start_time="2025-12-01", end_time="2025-12-31").tail())'
+    )
+
+
+def run_demo(keep_data: bool = False) -> int:
+    from loaders import calendar
+    from loaders.config import load_settings
+    from loaders.sandbox.market import MarketConfig
+    from loaders.sandbox.server import SandboxServer
+
+    project_dir = Path(__file__).resolve().parent.parent
+    base = load_settings().data_dir
+    data_dir = base / "demo"
+    if data_dir.exists() and not keep_data:
+        shutil.rmtree(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+
+    config = MarketConfig(seed=42, start=DEMO_START, end=DEMO_END, tickers=DEMO_TICKERS)
+    started = time.perf_counter()
+    results: list[tuple[str, int, float]] = []
+    with SandboxServer(config, host="127.0.0.1", rest_port=0, s3_port=0) as server:
+        env = server.env()
+        env["QM_DATA_DIR"] = str(data_dir)
+        env["DLT_DATA_DIR"] = str(data_dir / "dlt")
+        os.environ.update(env)
+        console.rule("[bold]Sandbox")
+        console.print("The sandbox serves Polygon's REST API and S3 flat files. Point QuantMini at it with:")
+        for key, value in env.items():
+            console.print(f"  export {key}={value}")
+
+        import boto3
+
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=env["POLYGON_S3_ENDPOINT"],
+            aws_access_key_id=env["POLYGON_S3_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["POLYGON_S3_SECRET_ACCESS_KEY"],
+            region_name="us-east-1",
+        )
+        listing = s3.list_objects_v2(Bucket=env["POLYGON_S3_BUCKET"], Prefix="us_stocks_sip/day_aggs_v1/2025/12/")
+        console.print("Flat files for December 2025 (aws s3 ls s3://flatfiles/us_stocks_sip/day_aggs_v1/2025/12/):")
+        for obj in listing.get("Contents", [])[:5]:
+            console.print(f"  {obj['Key']}  {obj['Size']:>8} bytes  etag {obj['ETag']}")
+        console.print(f"  ... {listing.get('KeyCount', 0)} files")
+
+        from loaders.flatfiles.commands import ingest_command as ingest_files
+        from loaders.rest.commands import ingest_command as ingest_rest
+
+        last = server.market.today
+        sessions = calendar.sessions(DEMO_START, last)
+        minute_start = sessions[-DEMO_MINUTE_SESSIONS]
+        option_minute_start = sessions[-DEMO_OPTION_MINUTE_SESSIONS]
+        file_jobs = [
+            ("stocks_daily", DEMO_START, last),
+            ("options_daily", DEMO_START, last),
+            ("stocks_minute", minute_start, last),
+            ("options_minute", option_minute_start, last),
+        ]
+        for dataset, start, end in file_jobs:
+            results.append(
+                _step(
+                    f"ingest {dataset}",
+                    f"quantmini ingest -t {dataset} -s {start} -e {end} --incremental",
+                    lambda d=dataset, s=start, e=end: ingest_files(d, s, e, incremental=True, max_concurrent=4),
+                )
+            )
+        for dataset in REST_DATASETS:
+            results.append(
+                _step(
+                    f"ingest {dataset}",
+                    f"quantmini ingest -t {dataset} -s {DEMO_START} -e {last}",
+                    lambda d=dataset: ingest_rest(
+                        d,
+                        DEMO_START,
+                        last,
+                        incremental=True,
+                        max_concurrent=4,
+                        rate_limit=None,
+                        tickers_file=None,
+                        include_short_data=False,
+                        backfill_years=None,
+                    ),
+                )
+            )
+        results.append(_step("dbt build (silver + gold)", "dbt build", lambda: _dbt_build(project_dir)))
+
+    total = time.perf_counter() - started
+    console.rule("[bold]Summary")
+    steps = Table(title=f"Steps ({total:.0f}s in all)")
+    steps.add_column("step")
+    steps.add_column("exit", justify="right")
+    steps.add_column("seconds", justify="right")
+    for title, code, elapsed in results:
+        steps.add_row(title, str(code), f"{elapsed:.1f}")
+    console.print(steps)
+    console.print(_bronze_summary(data_dir))
+    gold = data_dir / "gold" / "qlib"
+    console.print(f"Landing: {data_dir / 'landing'}")
+    console.print(f"Bronze:  {data_dir / 'bronze'}   (plain Parquet, Hive partitions: session_date=YYYY-MM-DD)")
+    console.print(f"Silver:  {data_dir / 'quantmini.duckdb'}   (duckdb {data_dir / 'quantmini.duckdb'})")
+    console.print(f"Gold:    {gold}")
+    console.print("Read the gold layer with Qlib:")
+    console.print(_qlib_snippet(gold), markup=False)
+    failed = [title for title, code, _ in results if code != 0]
+    if failed:
+        console.print(f"[red]Failed steps: {', '.join(failed)}[/red]")
+        return 1
+    return 0
