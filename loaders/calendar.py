@@ -46,14 +46,22 @@ def previous_session(day: dt.date | str) -> dt.date:
     """The last session strictly before `day`."""
     cal = _calendar()
     ts = pd.Timestamp(_to_date(day))
-    return cal.date_to_session(ts, direction="previous").date() if not cal.is_session(ts) else cal.previous_session(ts).date()
+    return (
+        cal.date_to_session(ts, direction="previous").date()
+        if not cal.is_session(ts)
+        else cal.previous_session(ts).date()
+    )
 
 
 def next_session(day: dt.date | str) -> dt.date:
     """The first session strictly after `day`."""
     cal = _calendar()
     ts = pd.Timestamp(_to_date(day))
-    return cal.date_to_session(ts, direction="next").date() if not cal.is_session(ts) else cal.next_session(ts).date()
+    return (
+        cal.date_to_session(ts, direction="next").date()
+        if not cal.is_session(ts)
+        else cal.next_session(ts).date()
+    )
 
 
 def session_bounds(day: dt.date | str) -> tuple[dt.datetime, dt.datetime]:

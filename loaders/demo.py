@@ -133,8 +133,12 @@ def run_demo(keep_data: bool = False) -> int:
             aws_secret_access_key=env["POLYGON_S3_SECRET_ACCESS_KEY"],
             region_name="us-east-1",
         )
-        listing = s3.list_objects_v2(Bucket=env["POLYGON_S3_BUCKET"], Prefix="us_stocks_sip/day_aggs_v1/2025/12/")
-        console.print("Flat files for December 2025 (aws s3 ls s3://flatfiles/us_stocks_sip/day_aggs_v1/2025/12/):")
+        listing = s3.list_objects_v2(
+            Bucket=env["POLYGON_S3_BUCKET"], Prefix="us_stocks_sip/day_aggs_v1/2025/12/"
+        )
+        console.print(
+            "Flat files for December 2025 (aws s3 ls s3://flatfiles/us_stocks_sip/day_aggs_v1/2025/12/):"
+        )
         for obj in listing.get("Contents", [])[:5]:
             console.print(f"  {obj['Key']}  {obj['Size']:>8} bytes  etag {obj['ETag']}")
         console.print(f"  ... {listing.get('KeyCount', 0)} files")
@@ -157,7 +161,9 @@ def run_demo(keep_data: bool = False) -> int:
                 _step(
                     f"ingest {dataset}",
                     f"quantmini ingest -t {dataset} -s {start} -e {end} --incremental",
-                    lambda d=dataset, s=start, e=end: ingest_files(d, s, e, incremental=True, max_concurrent=4),
+                    lambda d=dataset, s=start, e=end: ingest_files(
+                        d, s, e, incremental=True, max_concurrent=4
+                    ),
                 )
             )
         for dataset in REST_DATASETS:
@@ -192,7 +198,9 @@ def run_demo(keep_data: bool = False) -> int:
     console.print(_bronze_summary(data_dir))
     gold = data_dir / "gold" / "qlib"
     console.print(f"Landing: {data_dir / 'landing'}")
-    console.print(f"Bronze:  {data_dir / 'bronze'}   (plain Parquet, Hive partitions: session_date=YYYY-MM-DD)")
+    console.print(
+        f"Bronze:  {data_dir / 'bronze'}   (plain Parquet, Hive partitions: session_date=YYYY-MM-DD)"
+    )
     console.print(f"Silver:  {data_dir / 'quantmini.duckdb'}   (duckdb {data_dir / 'quantmini.duckdb'})")
     console.print(f"Gold:    {gold}")
     console.print("Read the gold layer with Qlib:")

@@ -1,0 +1,85 @@
+"""Settings precedence and secret hygiene; NYSE calendar facts the loaders rely on."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+
+import pytest
+
+from loaders import calendar
+from loaders.config import Secret, load_settings
+
+
+def test_secret_never_prints_its_value():
+    secret = Secret("top-secret-key")
+    assert "top-secret-key" not in repr(secret)
+    assert "top-secret-key" not in str(secret)
+    assert "top-secret-key" not in f"{secret}"
+    assert secret.reveal() == "top-secret-key"
+
+
+def test_settings_repr_and_redact_hide_every_secret(monkeypatch, tmp_path):
+    monkeypatch.setenv("POLYGON_API_KEY", "k-123")
+    monkeypatch.setenv("POLYGON_S3_ACCESS_KEY_ID", "AKIA-XYZ")
+    monkeypatch.setenv("POLYGON_S3_SECRET_ACCESS_KEY", "s3-secret")
+    monkeypatch.setenv("QM_DATA_DIR", str(tmp_path))
+    settings = load_settings()
+    for raw in ("k-123", "AKIA-XYZ", "s3-secret"):
+        assert raw not in repr(settings)
+    message = "GET https://api.polygon.io/v3?apiKey=k-123 with AKIA-XYZ/s3-secret failed"
+    assert settings.redact(message) == "GET https://api.polygon.io/v3?apiKey=*** with ***/*** failed"
+    assert settings.data_dir == tmp_path.resolve()
+
+
+def test_massive_api_key_alias_and_defaults(monkeypatch):
+    monkeypatch.delenv("POLYGON_API_KEY", raising=False)
+    monkeypatch.setenv("MASSIVE_API_KEY", "massive-key")
+    monkeypatch.delenv("POLYGON_API_URL", raising=False)
+    settings = load_settings()
+    assert settings.api_key.reveal() == "massive-key"
+    assert settings.api_url == "https://api.polygon.io"
+
+
+def _api_key_in_fresh_process(cwd, env) -> str:
+    # dlt caches its config providers per process, so each case runs as a real CLI process would.
+    code = "from loaders.config import load_settings; print(load_settings().api_key.reveal())"
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, check=True
+    )
+    return out.stdout.strip()
+
+
+def test_secrets_toml_is_read_when_no_environment_variable(tmp_path):
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / "secrets.toml").write_text('polygon_api_key = "from-toml"\n')
+    env = {k: v for k, v in os.environ.items() if k not in {"POLYGON_API_KEY", "MASSIVE_API_KEY"}}
+    assert _api_key_in_fresh_process(tmp_path, env) == "from-toml"
+    assert _api_key_in_fresh_process(tmp_path, {**env, "POLYGON_API_KEY": "from-env"}) == "from-env"
+
+
+def test_sessions_skip_weekends_and_holidays():
+    days = calendar.sessions("2025-12-22", "2026-01-05")
+    assert dt.date(2025, 12, 25) not in days  # Christmas
+    assert dt.date(2026, 1, 1) not in days  # New Year
+    assert all(d.weekday() < 5 for d in days)
+    assert dt.date(2025, 12, 25) in calendar.holidays("2025-12-22", "2026-01-05")
+
+
+@pytest.mark.parametrize(
+    ("day", "minutes", "close_utc"),
+    [("2025-11-28", 210, "18:00"), ("2025-12-01", 390, "21:00"), ("2025-07-03", 210, "17:00")],
+)
+def test_half_days_close_at_one_pm_new_york(day, minutes, close_utc):
+    grid = calendar.regular_minutes(day)
+    assert len(grid) == minutes
+    _, close = calendar.session_bounds(day)
+    assert close.strftime("%H:%M") == close_utc
+
+
+def test_previous_and_next_session_cross_holidays():
+    assert calendar.previous_session("2025-12-26") == dt.date(2025, 12, 24)
+    assert calendar.next_session("2025-12-24") == dt.date(2025, 12, 26)
+    assert calendar.previous_session("2025-12-25") == dt.date(2025, 12, 24)
