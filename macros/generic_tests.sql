@@ -1,0 +1,43 @@
+{#-
+    Generic data tests used by the model YAML. The dbt hub is out of reach for `dbt deps` here, so the
+    few tests the project needs from dbt_utils are written in the project itself.
+-#}
+
+{#- Grain test: no two rows share the same values in these columns. -#}
+{% test unique_combination_of_columns(model, combination_of_columns) %}
+    {%- set columns_csv = combination_of_columns | join(', ') %}
+    select
+        {{ columns_csv }},
+        count(*) as row_count
+    from {{ model }}
+    group by {{ columns_csv }}
+    having count(*) > 1
+{% endtest %}
+
+
+{#- Rows where a boolean SQL expression over the model's columns is false (NULL passes, like not_null). -#}
+{% test expression_is_true(model, expression) %}
+    select *
+    from {{ model }}
+    where not ({{ expression }})
+{% endtest %}
+
+
+{#- Values outside [min_value, max_value]; either bound may be omitted, NULLs are left to not_null. -#}
+{% test accepted_range(model, column_name, min_value=none, max_value=none, inclusive=true) %}
+    {%- set lower_op = ">=" if inclusive else ">" -%}
+    {%- set upper_op = "<=" if inclusive else "<" %}
+    select *
+    from {{ model }}
+    where
+        {{ column_name }} is not null
+        and not (
+            true
+            {%- if min_value is not none %}
+                and {{ column_name }} {{ lower_op }} {{ min_value }}
+            {%- endif %}
+            {%- if max_value is not none %}
+                and {{ column_name }} {{ upper_op }} {{ max_value }}
+            {%- endif %}
+        )
+{% endtest %}
