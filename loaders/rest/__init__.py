@@ -1,0 +1,346 @@
+"""dlt source for Polygon's REST datasets: news, fundamentals, short data, corporate actions, reference.
+
+One resource per dataset. Each walks Polygon's `next_url` pages through `helpers.Landing` (raw pages to
+landing first, resumable) and yields typed Arrow tables (`parsing`), so dlt skips row-by-row
+normalisation and bronze keeps list columns such as news `tickers` and `insights`. Dated datasets with a
+forward cursor (news, fundamentals, short data) declare it with `dlt.sources.incremental`; a backfill
+passes `end_value`, which dlt keeps out of state, so it never moves the forward cursor.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dlt
+import pyarrow as pa
+from dlt.extract.resource import DltResource
+
+from loaders.rest import parsing, settings
+from loaders.rest.helpers import Landing, PolygonClient, RestError
+
+Parsed = dict[str, pa.Table]
+
+
+@dataclass
+class RunContext:
+    """What every resource of one run shares: the client, where to land pages, the request scope."""
+
+    client: PolygonClient
+    landing_root: Path
+    secret: str
+    start: dt.date | None = None
+    end: dt.date | None = None
+    tickers: Sequence[str] | None = None
+    max_concurrent: int = 4
+    snapshot_date: dt.date = field(default_factory=lambda: dt.datetime.now(dt.UTC).date())
+    rows: dict[str, int] = field(default_factory=dict)
+    pages: int = 0
+    resumed_pages: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count(self, table: str, rows: int, *, pages: int = 0, resumed: int = 0) -> None:
+        with self._lock:
+            self.rows[table] = self.rows.get(table, 0) + rows
+            self.pages += pages
+            self.resumed_pages += resumed
+
+
+def _results(data: Any) -> Any:
+    """`results` of a page; market status answers with a bare list."""
+    if isinstance(data, list):
+        return data
+    if not isinstance(data, Mapping):
+        raise RestError(f"unexpected response of type {type(data).__name__}")
+    return data.get("results") or []
+
+
+def _walk(
+    ctx: RunContext, dataset: str, path: str, params: Mapping[str, Any], parse: Callable[[Any], Parsed]
+) -> Iterator[Parsed]:
+    """Parsed pages of one listing, landed (and resumed) under landing/rest/<dataset>/."""
+    query = dict(params)
+    landing = Landing(ctx.landing_root, dataset, path, query, ctx.secret)
+    for page in landing.pages(ctx.client, path, query):
+        ctx.count("_pages", 0, pages=1, resumed=int(page.resumed))
+        yield parse(_results(page.data))
+
+
+def _fan_out(
+    ctx: RunContext,
+    dataset: str,
+    jobs: Sequence[tuple[str, Mapping[str, Any], Callable[[Any], Parsed]]],
+    *,
+    missing_ok: bool = False,
+) -> Iterator[Parsed]:
+    """Run several listings, up to `max_concurrent` at once, yielding their pages in job order.
+
+    `missing_ok` turns a 404 into an empty listing (a ticker with no event history).
+    """
+
+    def run(job: tuple[str, Mapping[str, Any], Callable[[Any], Parsed]]) -> list[Parsed]:
+        try:
+            return list(_walk(ctx, dataset, *job))
+        except RestError as exc:
+            if missing_ok and exc.status == 404:
+                return []
+            raise
+
+    if len(jobs) == 1:
+        yield from _walk(ctx, dataset, *jobs[0])
+        return
+    with ThreadPoolExecutor(max_workers=ctx.max_concurrent, thread_name_prefix=f"rest-{dataset}") as pool:
+        for parsed_pages in pool.map(run, jobs):
+            yield from parsed_pages
+
+
+def _emit(ctx: RunContext, dataset: str, parsed: Iterable[Parsed]) -> Iterator[Any]:
+    """Arrow tables with their bronze table name and merge hints attached."""
+    spec = settings.DATASETS[dataset]
+    tables = {t.name: t for t in spec.tables}
+    for page in parsed:
+        for name, table in page.items():
+            if table.num_rows == 0:
+                continue
+            ctx.count(name, table.num_rows)
+            hints = dlt.mark.make_hints(
+                table_name=name,
+                write_disposition="merge",
+                primary_key=list(tables[name].primary_key),
+            )
+            yield dlt.mark.with_hints(table, hints)
+
+
+def _ticker_jobs(
+    ctx: RunContext, endpoint: settings.Endpoint, params: dict[str, Any], parse: Callable[..., Parsed]
+) -> list[tuple[str, Mapping[str, Any], Callable[[Any], Parsed]]]:
+    """One listing for the whole market, or one per ticker of --tickers-file."""
+    if not ctx.tickers or endpoint.per_ticker_param is None:
+        return [(endpoint.path, params, parse)]
+    return [
+        (endpoint.path, {**params, endpoint.per_ticker_param: ticker}, _bind_ticker(parse, ticker))
+        for ticker in ctx.tickers
+    ]
+
+
+def _bind_ticker(parse: Callable[..., Parsed], ticker: str) -> Callable[[Any], Parsed]:
+    def bound(results: Any) -> Parsed:
+        try:
+            return parse(results, requested_ticker=ticker)
+        except TypeError:
+            return parse(results)
+
+    return bound
+
+
+def _window(
+    endpoint: settings.Endpoint, cursor: dlt.sources.incremental[Any] | None, ctx: RunContext
+) -> dict[str, str]:
+    """`<field>.gte/.lte` query bounds from the cursor (forward) or from -s/-e (reference data)."""
+    field_name = endpoint.date_param
+    if field_name is None:
+        return {}
+    start: Any = cursor.start_value if cursor is not None else ctx.start
+    end: Any = cursor.end_value if cursor is not None and cursor.end_value is not None else ctx.end
+    bounds: dict[str, str] = {}
+    if start is not None:
+        bounds[f"{field_name}.gte"] = _iso(start)
+    if end is not None:
+        if isinstance(end, dt.datetime):
+            bounds[f"{field_name}.lt"] = _iso(end)
+        else:
+            bounds[f"{field_name}.lte"] = _iso(end)
+    return bounds
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _base_params(endpoint: settings.Endpoint) -> dict[str, Any]:
+    params: dict[str, Any] = dict(endpoint.params)
+    if endpoint.limit:
+        params["limit"] = endpoint.limit
+    return params
+
+
+# -- resources ------------------------------------------------------------------------------------------
+
+
+@dlt.resource(name="news", write_disposition="merge", primary_key="id")
+def news(
+    ctx: RunContext,
+    published_utc: dlt.sources.incremental[dt.datetime] = dlt.sources.incremental(
+        "published_utc", primary_key=(), range_end="open"
+    ),
+) -> Iterator[Any]:
+    """Articles by `published_utc`; a re-published article (same id) replaces the old row on merge."""
+    endpoint = settings.NEWS
+    params = {**_base_params(endpoint), **_window(endpoint, published_utc, ctx)}
+    yield from _emit(ctx, "news", _fan_out(ctx, "news", _ticker_jobs(ctx, endpoint, params, parsing.news)))
+
+
+@dlt.resource(name="financials", write_disposition="merge")
+def fundamentals(
+    ctx: RunContext,
+    filing_date: dlt.sources.incremental[dt.date] = dlt.sources.incremental(
+        "filing_date", primary_key=(), range_end="closed"
+    ),
+) -> Iterator[Any]:
+    """Financial statements by filing date: line items in long form plus one header row per filing."""
+    endpoint = settings.FINANCIALS
+    params = {**_base_params(endpoint), **_window(endpoint, filing_date, ctx)}
+    jobs = _ticker_jobs(ctx, endpoint, params, parsing.financials)
+    yield from _emit(ctx, "fundamentals", _fan_out(ctx, "fundamentals", jobs))
+
+
+@dlt.resource(name="short_interest", write_disposition="merge", primary_key=("ticker", "settlement_date"))
+def short_interest(
+    ctx: RunContext,
+    settlement_date: dlt.sources.incremental[dt.date] = dlt.sources.incremental(
+        "settlement_date", primary_key=(), range_end="closed"
+    ),
+) -> Iterator[Any]:
+    """Bi-monthly short interest by settlement date."""
+    endpoint = settings.SHORT_INTEREST
+    params = {**_base_params(endpoint), **_window(endpoint, settlement_date, ctx)}
+    jobs = _ticker_jobs(ctx, endpoint, params, parsing.short_interest)
+    yield from _emit(ctx, "short_interest", _fan_out(ctx, "short_interest", jobs))
+
+
+@dlt.resource(name="short_volume", write_disposition="merge", primary_key=("ticker", "date"))
+def short_volume(
+    ctx: RunContext,
+    date: dlt.sources.incremental[dt.date] = dlt.sources.incremental(
+        "date", primary_key=(), range_end="closed"
+    ),
+) -> Iterator[Any]:
+    """Daily short volume by trade date."""
+    endpoint = settings.SHORT_VOLUME
+    params = {**_base_params(endpoint), **_window(endpoint, date, ctx)}
+    jobs = _ticker_jobs(ctx, endpoint, params, parsing.short_volume)
+    yield from _emit(ctx, "short_volume", _fan_out(ctx, "short_volume", jobs))
+
+
+@dlt.resource(name="splits", write_disposition="merge", primary_key="id")
+def splits(ctx: RunContext) -> Iterator[Any]:
+    """Splits by execution date within -s/-e (all of them when no range is given)."""
+    endpoint = settings.SPLITS
+    params = {**_base_params(endpoint), **_window(endpoint, None, ctx)}
+    yield from _emit(
+        ctx, "splits", _fan_out(ctx, "splits", _ticker_jobs(ctx, endpoint, params, parsing.splits))
+    )
+
+
+@dlt.resource(name="dividends", write_disposition="merge", primary_key="id")
+def dividends(ctx: RunContext) -> Iterator[Any]:
+    """Cash dividends by ex-dividend date within -s/-e."""
+    endpoint = settings.DIVIDENDS
+    params = {**_base_params(endpoint), **_window(endpoint, None, ctx)}
+    jobs = _ticker_jobs(ctx, endpoint, params, parsing.dividends)
+    yield from _emit(ctx, "dividends", _fan_out(ctx, "dividends", jobs))
+
+
+@dlt.resource(name="tickers", write_disposition="merge", primary_key="ticker")
+def tickers(ctx: RunContext) -> Iterator[Any]:
+    """The stock universe, active and delisted, as of the run (one listing each)."""
+    endpoint = settings.TICKERS
+
+    def parse(results: Any, requested_ticker: str | None = None) -> Parsed:
+        return parsing.tickers(results, ctx.snapshot_date)
+
+    base = _base_params(endpoint)
+    if ctx.tickers:
+        jobs = [
+            (endpoint.path, {**base, "ticker": t, "active": active}, parse)
+            for t in ctx.tickers
+            for active in ("true", "false")
+        ]
+    else:
+        jobs = [(endpoint.path, {**base, "active": active}, parse) for active in ("true", "false")]
+    yield from _emit(ctx, "tickers", _fan_out(ctx, "tickers", jobs))
+
+
+@dlt.resource(name="ticker_events", write_disposition="merge", primary_key="id")
+def ticker_events(ctx: RunContext, universe: Sequence[str]) -> Iterator[Any]:
+    """Ticker-change history, one request per ticker of the universe (404: no history)."""
+    endpoint = settings.TICKER_EVENTS
+    jobs = [
+        (
+            endpoint.path.format(ticker=ticker),
+            {"types": "ticker_change"},
+            lambda results, t=ticker: parsing.ticker_events(results, t),
+        )
+        for ticker in universe
+    ]
+    if not jobs:
+        return
+    yield from _emit(ctx, "ticker_events", _fan_out(ctx, "ticker_events", jobs, missing_ok=True))
+
+
+@dlt.resource(name="options_contracts", write_disposition="merge", primary_key="ticker")
+def options_contracts(ctx: RunContext) -> Iterator[Any]:
+    """Contracts listed now plus those that expired within -s/-e."""
+    endpoint = settings.OPTIONS_CONTRACTS
+    base = _base_params(endpoint)
+    listings: list[dict[str, Any]] = [{**base, "expired": "false"}]
+    if ctx.start is not None or ctx.end is not None:
+        expired: dict[str, Any] = {**base, "expired": "true"}
+        if ctx.start is not None:
+            expired["expiration_date.gte"] = ctx.start.isoformat()
+        if ctx.end is not None:
+            expired["expiration_date.lte"] = ctx.end.isoformat()
+        listings.append(expired)
+    jobs = [
+        job for params in listings for job in _ticker_jobs(ctx, endpoint, params, parsing.options_contracts)
+    ]
+    yield from _emit(ctx, "options_contracts", _fan_out(ctx, "options_contracts", jobs))
+
+
+@dlt.resource(name="market_holidays", write_disposition="merge", primary_key=("exchange", "date"))
+def market_holidays(ctx: RunContext) -> Iterator[Any]:
+    """Upcoming market holidays and early closes (Polygon serves only the upcoming ones: keep loading)."""
+    endpoint = settings.MARKET_HOLIDAYS
+    jobs = [(endpoint.path, {}, parsing.market_holidays)]
+    yield from _emit(ctx, "market_holidays", _fan_out(ctx, "market_holidays", jobs))
+
+
+RESOURCES: dict[str, Callable[..., DltResource]] = {
+    "news": news,
+    "fundamentals": fundamentals,
+    "short_interest": short_interest,
+    "short_volume": short_volume,
+    "splits": splits,
+    "dividends": dividends,
+    "tickers": tickers,
+    "ticker_events": ticker_events,
+    "options_contracts": options_contracts,
+    "market_holidays": market_holidays,
+}
+
+
+@dlt.source(name="polygon_rest", max_table_nesting=0)
+def polygon_rest(
+    dataset: str,
+    ctx: RunContext,
+    cursor: dlt.sources.incremental[Any] | None = None,
+    universe: Sequence[str] | None = None,
+) -> DltResource:
+    """The resource of one `-t` dataset, bound to this run's context (and cursor, for dated ones)."""
+    if dataset not in RESOURCES:
+        raise ValueError(f"unknown REST dataset {dataset!r}; expected one of {', '.join(RESOURCES)}")
+    make = RESOURCES[dataset]
+    if dataset == "ticker_events":
+        return make(ctx, list(universe or []))
+    if cursor is not None:
+        return make(ctx, cursor)
+    return make(ctx)
