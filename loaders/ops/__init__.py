@@ -1,0 +1,1 @@
+"""Operations over the lakehouse: gaps, backfill, bulk load, status, validation, reports, cleanup, refresh, schedule."""

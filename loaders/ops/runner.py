@@ -1,0 +1,144 @@
+"""Calls into the ingestion, dbt and gold layers, so every operation drives them the same way."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from loaders.config import Settings
+from loaders.ops.datasets import spec
+
+log = logging.getLogger(__name__)
+
+
+def ingest(
+    dataset: str,
+    start: dt.date | None,
+    end: dt.date | None,
+    *,
+    incremental: bool = True,
+    max_concurrent: int = 4,
+) -> int:
+    """Run one ingest in-process through the owning loader's command function; returns its exit code."""
+    if spec(dataset).kind == "flatfile":
+        from loaders.flatfiles.commands import ingest_command as flat_ingest
+
+        return int(flat_ingest(dataset, start, end, incremental=incremental, max_concurrent=max_concurrent))
+    from loaders.rest.commands import ingest_command as rest_ingest
+
+    return int(
+        rest_ingest(
+            dataset,
+            start,
+            end,
+            incremental=incremental,
+            max_concurrent=max_concurrent,
+            rate_limit=None,
+            tickers_file=None,
+            include_short_data=False,
+            backfill_years=None,
+        )
+    )
+
+
+def project_dir() -> Path:
+    """The dbt project (repo root): the current directory if it holds dbt_project.yml, else the checkout."""
+    cwd = Path.cwd()
+    if (cwd / "dbt_project.yml").exists():
+        return cwd
+    here = Path(__file__).resolve().parents[2]
+    if (here / "dbt_project.yml").exists():
+        return here
+    raise FileNotFoundError("dbt_project.yml not found in the current directory or the QuantMini checkout")
+
+
+@dataclass(frozen=True)
+class DbtOutcome:
+    ok: bool
+    seconds: float
+    failures: list[str]
+    message: str
+
+
+def dbt_build(settings: Settings, *, full_refresh: bool = False, select: str | None = None) -> DbtOutcome:
+    """`dbt build` in-process (dbtRunner) from the project dir; the target DB is QM_DATA_DIR's."""
+    from dbt.cli.main import dbtRunner
+
+    project = project_dir()
+    os.environ["QM_DATA_DIR"] = str(settings.data_dir)
+    os.environ.setdefault("DBT_PROFILES_DIR", str(project))
+    args = [
+        "build",
+        "--project-dir",
+        str(project),
+        "--profiles-dir",
+        os.environ["DBT_PROFILES_DIR"],
+        "--quiet",
+    ]
+    if full_refresh:
+        args.append("--full-refresh")
+    if select:
+        args += ["--select", select]
+    started = time.monotonic()
+    cwd = Path.cwd()
+    try:
+        os.chdir(project)
+        result = dbtRunner().invoke(args)
+    finally:
+        os.chdir(cwd)
+    seconds = time.monotonic() - started
+    failures: list[str] = []
+    if result.result is not None:
+        try:
+            for node in result.result:
+                status = str(getattr(node, "status", "")).lower()
+                if status in {"error", "fail", "runtime error"}:
+                    failures.append(
+                        f"{node.node.unique_id}: {status} {getattr(node, 'message', '') or ''}".strip()
+                    )
+        except TypeError:
+            pass
+    message = str(result.exception) if result.exception else ""
+    return DbtOutcome(bool(result.success), seconds, failures, settings.redact(message))
+
+
+def gold_export(*, full: bool = False, minute: bool = True) -> int:
+    """Run the Qlib exporter's command function; returns its exit code."""
+    from loaders.gold.commands import export_command
+
+    return int(export_command(full=full, minute=minute))
+
+
+def gold_stamp(settings: Settings) -> float:
+    """Newest mtime among the gold calendars (0 if none): tells whether a dbt hook already exported."""
+    root = settings.gold_dir / "calendars"
+    if not root.is_dir():
+        return 0.0
+    return max((p.stat().st_mtime for p in root.iterdir() if p.is_file()), default=0.0)
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    dbt: DbtOutcome
+    gold_code: int | None  # None: the dbt build already exported gold
+
+    @property
+    def ok(self) -> bool:
+        return self.dbt.ok and (self.gold_code in (None, 0))
+
+
+def build_downstream(settings: Settings, *, minute: bool = True) -> BuildOutcome:
+    """dbt build, then the gold export unless the build's own hook already wrote gold."""
+    before = gold_stamp(settings)
+    started = time.time()
+    outcome = dbt_build(settings)
+    if not outcome.ok:
+        return BuildOutcome(outcome, None)
+    after = gold_stamp(settings)
+    if after > before and after >= started - 1:
+        return BuildOutcome(outcome, None)
+    return BuildOutcome(outcome, gold_export(full=False, minute=minute))

@@ -1,0 +1,178 @@
+"""`quantmini status`: what each dataset holds, from partition folders and Parquet footers (cheap), plus
+the last run and its result from the run ledger."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from loaders import calendar
+from loaders.config import Settings, load_settings
+from loaders.ops.datasets import DATASETS, spec
+from loaders.ops.inventory import summarize
+from loaders.ops.ledger import LedgerRecord, read_records
+
+TIME_FIELDS = ("finished_at", "ended_at", "started_at", "at", "timestamp")
+RESULT_FIELDS = ("status", "result", "outcome")
+
+
+@dataclass(frozen=True)
+class DatasetStatus:
+    dataset: str
+    kind: str
+    first: dt.date | None
+    last: dt.date | None
+    present: int | None
+    missing: int | None
+    files: int
+    rows: int
+    bytes: int
+    last_run_at: str | None
+    last_run_result: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "kind": self.kind,
+            "first_session": self.first.isoformat() if self.first else None,
+            "last_session": self.last.isoformat() if self.last else None,
+            "sessions_present": self.present,
+            "sessions_missing": self.missing,
+            "files": self.files,
+            "rows": self.rows,
+            "bytes": self.bytes,
+            "last_run_at": self.last_run_at,
+            "last_run_result": self.last_run_result,
+        }
+
+
+def last_runs(records: list[LedgerRecord]) -> dict[str, LedgerRecord]:
+    """Latest run record per dataset (records naming a failed date/page only do not count as runs)."""
+    out: dict[str, LedgerRecord] = {}
+    for rec in records:
+        name = rec.get("dataset")
+        if not isinstance(name, str):
+            continue
+        if str(rec.get("kind", "record", "type", default="run")).lower() not in {"run", "ingest"}:
+            continue
+        current = out.get(name)
+        if current is None or str(rec.get(*TIME_FIELDS, default="")) >= str(
+            current.get(*TIME_FIELDS, default="")
+        ):
+            out[name] = rec
+    return out
+
+
+def run_result(rec: LedgerRecord) -> str:
+    result = rec.get(*RESULT_FIELDS)
+    if result is None and rec.get("exit_code", "code") is not None:
+        result = "ok" if rec.get("exit_code", "code") == 0 else f"exit {rec.get('exit_code', 'code')}"
+    failed = rec.get("failed", "failures")
+    text = str(result) if result is not None else "unknown"
+    if isinstance(failed, list) and failed:
+        text += f" ({len(failed)} failed)"
+    elif isinstance(failed, int) and failed:
+        text += f" ({failed} failed)"
+    return text
+
+
+def collect(
+    settings: Settings, datasets: list[str] | None = None, *, progress: bool = False
+) -> list[DatasetStatus]:
+    from rich.progress import Progress
+
+    names = datasets or list(DATASETS)
+    records, _ = read_records(settings)
+    runs = last_runs(records)
+    out: list[DatasetStatus] = []
+    with Progress(transient=True, disable=not progress) as bar:
+        task = bar.add_task("scanning bronze", total=len(names))
+        for name in names:
+            summary = summarize(settings, name)
+            present = missing = None
+            if spec(name).kind == "flatfile" and summary.first and summary.last:
+                expected = calendar.sessions(summary.first, summary.last)
+                have = set(summary.sessions)
+                present = sum(1 for d in expected if d in have)
+                missing = len(expected) - present
+            rec = runs.get(name)
+            out.append(
+                DatasetStatus(
+                    dataset=name,
+                    kind=spec(name).kind,
+                    first=summary.first,
+                    last=summary.last,
+                    present=present,
+                    missing=missing,
+                    files=summary.files,
+                    rows=summary.rows,
+                    bytes=summary.bytes,
+                    last_run_at=str(rec.get(*TIME_FIELDS)) if rec and rec.get(*TIME_FIELDS) else None,
+                    last_run_result=run_result(rec) if rec else None,
+                )
+            )
+            bar.advance(task)
+    return out
+
+
+def human_bytes(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+def status_command(*, show_all: bool = False, json_out: bool = False) -> int:
+    """Print the status table (or JSON); status is informational, so it exits 0."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    settings = load_settings()
+    rows = collect(settings, progress=not json_out)
+    if not show_all:
+        rows = [r for r in rows if r.files or r.last_run_at]
+    if json_out:
+        print(json.dumps([r.to_json() for r in rows], indent=2))
+    else:
+        table = Table(title=f"QuantMini status ({settings.data_dir})")
+        for col in (
+            "dataset",
+            "first",
+            "last",
+            "present",
+            "missing",
+            "rows",
+            "on disk",
+            "last run",
+            "result",
+        ):
+            table.add_column(
+                col, justify="right" if col in {"present", "missing", "rows", "on disk"} else "left"
+            )
+        for r in rows:
+            missing = "" if r.missing is None else (f"[red]{r.missing}[/red]" if r.missing else "0")
+            result = r.last_run_result or ""
+            if result and not result.startswith(("ok", "success", "completed")):
+                result = f"[yellow]{result}[/yellow]"
+            table.add_row(
+                r.dataset,
+                str(r.first or ""),
+                str(r.last or ""),
+                "" if r.present is None else str(r.present),
+                missing,
+                f"{r.rows:,}",
+                human_bytes(r.bytes),
+                r.last_run_at or "never",
+                result,
+            )
+        if rows:
+            console.print(table)
+        else:
+            console.print("[yellow]Nothing loaded yet: try `quantmini bulk` or `quantmini ingest`.[/yellow]")
+    return 0
