@@ -1,0 +1,301 @@
+"""Read the silver marts from DuckDB and write the Qlib provider directory (day and 1min).
+
+Field conventions are Qlib's: prices are split-adjusted (raw x ``$factor``), ``$volume`` is raw volume /
+``$factor``, ``$change`` is the adjusted close over the previous session's adjusted close minus one. The
+daily calendar is the NYSE sessions from the first to the last session in silver; the 1min calendar is
+the regular-hours minutes of the sessions that have minute bars, as naive America/New_York times
+(``YYYY-MM-DD HH:MM:SS``, the form Qlib's ``region="us"`` minute grid assumes).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from filelock import FileLock
+
+from loaders import calendar as nyse
+from loaders.gold.writer import Block, Calendar, ExportError, FreqStats, clear_freq, make_block, write_freq
+
+log = logging.getLogger(__name__)
+
+DAILY_RELATION = "fct_stock_features_daily"
+MINUTE_RELATION = "stg_polygon__stocks_minute"
+DAY_INSTRUMENTS = "all"
+MINUTE_INSTRUMENTS = "all_1min"
+
+#: Qlib field -> column of fct_stock_features_daily
+DAILY_FIELDS: dict[str, str] = {
+    "open": "adj_open",
+    "high": "adj_high",
+    "low": "adj_low",
+    "close": "adj_close",
+    "volume": "adj_volume",
+    "vwap": "adj_vwap",
+    "factor": "adj_factor",
+    "change": "change",
+}
+MINUTE_FIELDS: tuple[str, ...] = ("open", "high", "low", "close", "volume", "factor")
+DEFAULT_FEATURES: tuple[str, ...] = ("return_1d", "rsi_14")
+_FEATURE_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def parse_features(value: str | Iterable[str] | None) -> tuple[str, ...]:
+    """Extra silver columns to export, from a comma-separated string or a list; None gives the default."""
+    if value is None:
+        return DEFAULT_FEATURES
+    items = value.split(",") if isinstance(value, str) else list(value)
+    names: list[str] = []
+    for item in items:
+        name = str(item).strip()
+        if not name:
+            continue
+        if not _FEATURE_NAME.fullmatch(name):
+            raise ExportError(
+                f"feature {name!r}: Qlib lower-cases field file names, so features must be lower-case "
+                "identifiers ([a-z][a-z0-9_]*)"
+            )
+        if name in DAILY_FIELDS or name in names:
+            raise ExportError(f"feature {name!r} is listed twice or repeats a base field")
+        names.append(name)
+    return tuple(names)
+
+
+def find_relation(con: duckdb.DuckDBPyConnection, name: str) -> str | None:
+    """Quoted ``schema.name`` of a table or view in ``main`` or a dbt ``main_*`` schema, or None."""
+    rows = con.execute(
+        "select table_schema from information_schema.tables "
+        "where table_name = ? and table_catalog = current_database() "
+        "and (table_schema = 'main' or table_schema like 'main\\_%' escape '\\') order by table_schema",
+        [name],
+    ).fetchall()
+    if not rows:
+        return None
+    if len(rows) > 1:
+        schemas = ", ".join(r[0] for r in rows)
+        raise ExportError(f"relation {name!r} exists in several schemas ({schemas}); drop the stale one")
+    return f'"{rows[0][0]}"."{name}"'
+
+
+def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[str]:
+    return [
+        row[0]
+        for row in con.execute(f"select column_name from (describe select * from {relation})").fetchall()
+    ]
+
+
+def _require(con: duckdb.DuckDBPyConnection, relation: str, label: str, needed: Sequence[str]) -> None:
+    have = set(_columns(con, relation))
+    missing = [c for c in needed if c not in have]
+    if missing:
+        raise ExportError(f"{label}: missing column(s) {', '.join(missing)} (has: {', '.join(sorted(have))})")
+
+
+def day_calendar(first: dt.date, last: dt.date) -> Calendar:
+    days = nyse.sessions(first, last)
+    keys = np.array(days, dtype="datetime64[D]").astype(np.int64)
+    return Calendar("day", keys, [d.isoformat() for d in days])
+
+
+def minute_calendar(first: dt.date, last: dt.date) -> Calendar:
+    parts = [nyse.regular_minutes(day).as_unit("ns") for day in nyse.sessions(first, last)]
+    index = pd.DatetimeIndex(np.concatenate([p.asi8 for p in parts]) if parts else [], tz="UTC")
+    keys = index.asi8.astype(np.int64)
+    labels = list(index.tz_convert(nyse.NEW_YORK).strftime("%Y-%m-%d %H:%M:%S"))
+    return Calendar("1min", keys, labels)
+
+
+def _tickers(table: pa.Table, label: str) -> np.ndarray:
+    col = table.column("ticker")
+    if col.null_count:
+        row = pc.index(pc.is_null(col), True).as_py()
+        raise ExportError(f"{label}: row {row} has a NULL ticker")
+    return col.to_numpy(zero_copy_only=False)
+
+
+def _matrix(table: pa.Table, names: Sequence[str]) -> np.ndarray:
+    out = np.empty((table.num_rows, len(names)), dtype=np.float32)
+    for j, name in enumerate(names):
+        col = table.column(name).cast(pa.float64())
+        out[:, j] = col.to_numpy(zero_copy_only=False)  # NULL -> NaN
+    return out
+
+
+def read_daily(
+    con: duckdb.DuckDBPyConnection, relation: str, features: Sequence[str]
+) -> tuple[Block, Calendar] | None:
+    """Daily rows as a block on the NYSE calendar spanning the first to the last silver session."""
+    label = f"{DAILY_RELATION} ({relation})"
+    fields = (*DAILY_FIELDS, *features)
+    columns = [*DAILY_FIELDS.values(), *features]
+    _require(con, relation, label, ["ticker", "session_date", *columns])
+    select = ", ".join(f'"{c}"' for c in columns)
+    table = con.execute(
+        f"select ticker, session_date, {select} from {relation} order by ticker, session_date"
+    ).to_arrow_table()
+    if table.num_rows == 0:
+        return None
+    dates = table.column("session_date")
+    if dates.null_count:
+        row = pc.index(pc.is_null(dates), True).as_py()
+        raise ExportError(
+            f"{label}: row {row} (ticker {table.column('ticker')[row]}) has a NULL session_date"
+        )
+    keys = dates.cast(pa.date32()).cast(pa.int32()).to_numpy(zero_copy_only=False).astype(np.int64)
+    first = np.datetime64(int(keys.min()), "D").item()
+    last = np.datetime64(int(keys.max()), "D").item()
+    calendar = day_calendar(first, last)
+    block = make_block(_tickers(table, label), keys, _matrix(table, columns), fields, calendar, label)
+    return block, calendar
+
+
+def read_minute(
+    con: duckdb.DuckDBPyConnection, minute_relation: str, daily_relation: str
+) -> tuple[Block, Calendar, list[str]] | None:
+    """Regular-hours minute bars adjusted with the daily factor of their session."""
+    label = f"{MINUTE_RELATION} ({minute_relation})"
+    _require(
+        con,
+        minute_relation,
+        label,
+        ["ticker", "bar_start_at", "session_date", "open", "high", "low", "close", "volume"],
+    )
+    notes: list[str] = []
+    unmatched = con.execute(
+        f"select count(*), any_value(m.ticker), any_value(m.session_date) from {minute_relation} m "
+        f"anti join {daily_relation} d on m.ticker = d.ticker and m.session_date = d.session_date"
+    ).fetchone()
+    if unmatched and unmatched[0]:
+        notes.append(
+            f"skipped {unmatched[0]} minute bars without a daily row to adjust them "
+            f"(e.g. {unmatched[1]} {unmatched[2]})"
+        )
+    table = con.execute(
+        f"""
+        select m.ticker, m.bar_start_at, m.session_date,
+               m.open * d.adj_factor as open, m.high * d.adj_factor as high,
+               m.low * d.adj_factor as low, m.close * d.adj_factor as close,
+               m.volume / d.adj_factor as volume, d.adj_factor as factor
+        from {minute_relation} m
+        join {daily_relation} d on m.ticker = d.ticker and m.session_date = d.session_date
+        order by m.ticker, m.bar_start_at
+        """
+    ).to_arrow_table()
+    if table.num_rows == 0:
+        return None
+    stamps = table.column("bar_start_at")
+    if stamps.null_count:
+        row = pc.index(pc.is_null(stamps), True).as_py()
+        raise ExportError(f"{label}: a row of ticker {table.column('ticker')[row]} has a NULL bar_start_at")
+    if stamps.type.tz is None:
+        raise ExportError(f"{label}: bar_start_at must be a UTC timestamp (timestamptz), got {stamps.type}")
+    keys = stamps.cast(pa.timestamp("ns", "UTC")).cast(pa.int64()).to_numpy(zero_copy_only=False)
+    days = table.column("session_date").cast(pa.date32()).cast(pa.int32()).to_numpy(zero_copy_only=False)
+    calendar = minute_calendar(
+        np.datetime64(int(days.min()), "D").item(), np.datetime64(int(days.max()), "D").item()
+    )
+    pos = np.minimum(np.searchsorted(calendar.keys, keys), len(calendar.keys) - 1)
+    regular = calendar.keys[pos] == keys
+    if not regular.all():
+        notes.append(f"skipped {int((~regular).sum())} minute bars outside regular trading hours")
+        table = table.filter(pa.array(regular))
+        keys = keys[regular]
+    if table.num_rows == 0:
+        return None
+    block = make_block(
+        _tickers(table, label), keys, _matrix(table, MINUTE_FIELDS), MINUTE_FIELDS, calendar, label
+    )
+    return block, calendar, notes
+
+
+def export_qlib(
+    con: duckdb.DuckDBPyConnection,
+    root: Path,
+    *,
+    daily_relation: str,
+    minute_relation: str | None,
+    features: Sequence[str] = DEFAULT_FEATURES,
+    full: bool = False,
+    minute: bool = True,
+) -> list[FreqStats]:
+    """Export day (and 1min) data from the given relations into the provider dir ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    # one exporter at a time per directory: dbt build and `quantmini export qlib` may overlap
+    with FileLock(str(root.parent / f".{root.name}.lock")):
+        return _export_locked(con, root, daily_relation, minute_relation, features, full, minute)
+
+
+def _export_locked(
+    con: duckdb.DuckDBPyConnection,
+    root: Path,
+    daily_relation: str,
+    minute_relation: str | None,
+    features: Sequence[str],
+    full: bool,
+    minute: bool,
+) -> list[FreqStats]:
+    daily = read_daily(con, daily_relation, features)
+    if daily is None:
+        raise ExportError(
+            f"{DAILY_RELATION} ({daily_relation}) has no rows: ingest stocks_daily and run dbt build"
+        )
+    stats = [write_freq(root, daily[0], daily[1], DAY_INSTRUMENTS, full)]
+    if minute:
+        found = read_minute(con, minute_relation, daily_relation) if minute_relation else None
+        if found is None:
+            clear_freq(root, "1min", MINUTE_INSTRUMENTS)
+            stats.append(
+                FreqStats(freq="1min", mode="skipped", notes=["no regular-hours minute bars in silver"])
+            )
+        else:
+            block, calendar, notes = found
+            minute_stats = write_freq(root, block, calendar, MINUTE_INSTRUMENTS, full)
+            minute_stats.notes.extend(notes)
+            stats.append(minute_stats)
+    for item in stats:
+        for note in item.notes:
+            log.info("%s: %s", item.freq, note)
+    return stats
+
+
+def export_duckdb_file(
+    duckdb_path: Path,
+    root: Path,
+    *,
+    features: Sequence[str] = DEFAULT_FEATURES,
+    full: bool = False,
+    minute: bool = True,
+) -> list[FreqStats]:
+    """Open the silver DuckDB file read-only, find the marts by name and export them."""
+    if not duckdb_path.exists():
+        raise ExportError(f"silver database {duckdb_path} does not exist: run dbt build first")
+    try:
+        con = duckdb.connect(str(duckdb_path), read_only=True)
+    except duckdb.IOException as exc:
+        raise ExportError(
+            f"cannot open {duckdb_path} read-only (is dbt build still running?): {exc}"
+        ) from exc
+    try:
+        daily = find_relation(con, DAILY_RELATION)
+        if daily is None:
+            raise ExportError(f"{duckdb_path} has no relation {DAILY_RELATION}: run dbt build first")
+        minute_rel = find_relation(con, MINUTE_RELATION) if minute else None
+        return export_qlib(
+            con,
+            root,
+            daily_relation=daily,
+            minute_relation=minute_rel,
+            features=features,
+            full=full,
+            minute=minute,
+        )
+    finally:
+        con.close()
