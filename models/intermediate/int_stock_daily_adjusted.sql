@@ -1,0 +1,91 @@
+{#-
+    Daily bars with their adjustment factor and VWAP. Recomputed in full on every build: a new split or
+    dividend changes the factor of every earlier session of its ticker, and the whole table is small
+    (one row per ticker and session); the expensive rolling features downstream are incremental.
+-#}
+
+with
+
+daily_bars as (
+
+    select * from {{ ref('stg_polygon__stocks_daily') }}
+
+),
+
+adjustment_factors as (
+
+    select * from {{ ref('int_stock_adjustment_factors') }}
+
+),
+
+minute_summaries as (
+
+    select * from {{ ref('int_stock_minute_bars_aggregated_daily') }}
+
+),
+
+bars_with_factors as (
+
+    select
+        daily_bars.*,
+        coalesce(adjustment_factors.adjustment_factor, 1.0) as adj_factor
+
+    from daily_bars
+    left join adjustment_factors
+        on
+            daily_bars.ticker = adjustment_factors.ticker
+            and daily_bars.session_date < adjustment_factors.applies_until_date
+            and (
+                adjustment_factors.applies_from_date is null
+                or daily_bars.session_date >= adjustment_factors.applies_from_date
+            )
+
+),
+
+bars_with_vwap as (
+
+    select
+        bars_with_factors.*,
+        -- minute VWAP where the session has minute bars with volume, else the day's typical price
+        coalesce(minute_summaries.minute_vwap, (bars_with_factors.high + bars_with_factors.low + bars_with_factors.close) / 3.0)
+            as vwap,
+        case
+            when minute_summaries.minute_vwap is not null then 'minute_bars'
+            else 'daily_typical_price'
+        end as vwap_source
+
+    from bars_with_factors
+    left join minute_summaries
+        on
+            bars_with_factors.ticker = minute_summaries.ticker
+            and bars_with_factors.session_date = minute_summaries.session_date
+
+),
+
+final as (
+
+    select
+        ticker,
+        session_date,
+        open,
+        high,
+        low,
+        close,
+        volume,
+        transactions,
+        vwap,
+        vwap_source,
+        adj_factor,
+        open * adj_factor as adj_open,
+        high * adj_factor as adj_high,
+        low * adj_factor as adj_low,
+        close * adj_factor as adj_close,
+        volume / adj_factor as adj_volume,
+        vwap * adj_factor as adj_vwap,
+        load_id as source_load_id
+
+    from bars_with_vwap
+
+)
+
+select * from final

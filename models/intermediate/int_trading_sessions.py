@@ -1,0 +1,47 @@
+"""NYSE sessions with their regular-hours bounds, from the exchange calendar rather than from the data.
+
+Minute features need each session's real open and close (13:00 on half days); SQL cannot know the
+half days, so this model asks `loaders.calendar` (exchange_calendars XNYS) for every session between
+the first and the last stock session present in bronze.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+
+def model(dbt, session):
+    dbt.config(materialized="table")
+    from loaders.calendar import session_bounds, sessions
+
+    daily = dbt.ref("stg_polygon__stocks_daily")
+    bounds = daily.aggregate("min(session_date) as first_session, max(session_date) as last_session").fetchone()
+    first_session, last_session = bounds if bounds else (None, None)
+    rows = []
+    if first_session is not None:
+        for day in sessions(first_session, last_session):
+            opens_at, closes_at = session_bounds(day)
+            rows.append(
+                {
+                    "session_date": day,
+                    "regular_open_at": opens_at,
+                    "regular_close_at": closes_at,
+                    "regular_minutes": int((closes_at - opens_at).total_seconds() // 60),
+                }
+            )
+    frame = pd.DataFrame(
+        {
+            "session_date": pd.Series([row["session_date"] for row in rows], dtype="datetime64[us]"),
+            "regular_open_at": pd.Series([row["regular_open_at"] for row in rows], dtype="datetime64[us, UTC]"),
+            "regular_close_at": pd.Series([row["regular_close_at"] for row in rows], dtype="datetime64[us, UTC]"),
+            "regular_minutes": pd.Series([row["regular_minutes"] for row in rows], dtype="int64"),
+        }
+    )
+    # explicit types, so the table is the same shape whether or not bronze has rows yet
+    return session.from_df(frame).project(
+        "cast(session_date as date) as session_date,"
+        " cast(regular_open_at as timestamp with time zone) as regular_open_at,"
+        " cast(regular_close_at as timestamp with time zone) as regular_close_at,"
+        " cast(regular_minutes as integer) as regular_minutes,"
+        " regular_minutes < 390 as is_early_close"
+    )

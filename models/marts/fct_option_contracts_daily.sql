@@ -1,0 +1,126 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['session_date'],
+        on_schema_change='fail',
+    )
+}}
+
+{#-
+    One row per option contract and session it traded. Values depend on their own session only, so an
+    incremental run rewrites whole sessions: new or re-loaded option sessions, and stored sessions
+    whose contract attributes or underlying close changed (a contracts reference loaded later, a
+    re-loaded stock session).
+-#}
+
+with
+
+contract_bars as (
+
+    select * from {{ ref('int_option_contract_bars_daily') }}
+
+),
+
+{% if is_incremental() %}
+
+stored_rows as (
+
+    select * from {{ this }}
+
+),
+
+contracts as (
+
+    select * from {{ ref('int_option_contracts') }}
+
+),
+
+stock_bars as (
+
+    select * from {{ ref('stg_polygon__stocks_daily') }}
+
+),
+
+sessions_with_changed_references as (
+
+    select distinct stored_rows.session_date
+
+    from stored_rows
+    left join contracts on stored_rows.contract_ticker = contracts.contract_ticker
+    left join stock_bars
+        on
+            contracts.underlying_ticker = stock_bars.ticker
+            and stored_rows.session_date = stock_bars.session_date
+    where
+        stored_rows.underlying_ticker is distinct from contracts.underlying_ticker
+        or stored_rows.contract_type is distinct from contracts.contract_type
+        or stored_rows.expiration_date is distinct from contracts.expiration_date
+        or stored_rows.strike_price is distinct from contracts.strike_price
+        or stored_rows.underlying_close is distinct from stock_bars.close
+
+),
+
+sessions_to_build as (
+
+    select session_date
+    from contract_bars
+    where {{ changed_session_dates_filter(ref('stg_polygon__options_daily')) }}
+
+    union
+
+    select session_date from sessions_with_changed_references
+
+),
+
+bars_to_build as (
+
+    select contract_bars.*
+
+    from contract_bars
+    where contract_bars.session_date in (select sessions_to_build.session_date from sessions_to_build)
+
+),
+
+{% else %}
+
+bars_to_build as (
+
+    select * from contract_bars
+
+),
+
+{% endif %}
+
+final as (
+
+    select
+        contract_ticker,
+        session_date,
+        underlying_ticker,
+        contract_type,
+        expiration_date,
+        strike_price,
+        open,
+        high,
+        low,
+        close,
+        volume,
+        transactions,
+        underlying_close,
+        {{ dbt.datediff('session_date', 'expiration_date', 'day') }} as days_to_expiry,
+        underlying_close / nullif(strike_price, 0) as moneyness,
+        case
+            when underlying_close > 0 and strike_price > 0 then ln(underlying_close / strike_price)
+        end as log_moneyness,
+        case contract_type
+            when 'call' then underlying_close > strike_price
+            when 'put' then underlying_close < strike_price
+        end as is_in_the_money,
+        load_id as source_load_id
+
+    from bars_to_build
+
+)
+
+select * from final

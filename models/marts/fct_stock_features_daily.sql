@@ -1,0 +1,278 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['ticker', 'session_date'],
+        on_schema_change='fail',
+        post_hook=[
+            "{% if is_incremental() %}
+            delete from {{ this }} as stored
+            where not exists (
+                select 1 from {{ ref('int_stock_daily_adjusted') }} as current_bars
+                where current_bars.ticker = stored.ticker and current_bars.session_date = stored.session_date
+            )
+            {% endif %}"
+        ],
+    )
+}}
+
+{#-
+    Daily research features per ticker, all from adjusted prices and over full windows of the ticker's
+    own traded sessions (a session without a row, e.g. a halt, is not a window slot; the return after it
+    spans the gap, and previous_session_date shows it). A feature is NULL until its window is full.
+
+    Incremental runs find, per ticker, the first session whose inputs differ from what is stored (new
+    sessions, re-loaded sessions, or every session before a new split or dividend, whose factor
+    changed), re-read `feature_lookback_sessions` earlier sessions of that ticker so every window is
+    complete, and rewrite that ticker from the first changed session on. Rows that vanished from the
+    input are deleted by the post-hook. The result equals a full refresh row for row.
+-#}
+
+{%- set lookback_sessions = var('feature_lookback_sessions', 260) %}
+
+with
+
+daily_bars as (
+
+    select * from {{ ref('int_stock_daily_adjusted') }}
+
+),
+
+{% if is_incremental() %}
+
+stored_bars as (
+
+    select
+        ticker,
+        session_date,
+        open,
+        high,
+        low,
+        close,
+        volume,
+        transactions,
+        vwap,
+        vwap_source,
+        adj_factor
+
+    from {{ this }}
+
+),
+
+changed_bars as (
+
+    select
+        coalesce(daily_bars.ticker, stored_bars.ticker) as ticker,
+        coalesce(daily_bars.session_date, stored_bars.session_date) as session_date
+
+    from daily_bars
+    full outer join stored_bars
+        on
+            daily_bars.ticker = stored_bars.ticker
+            and daily_bars.session_date = stored_bars.session_date
+    where
+        daily_bars.ticker is null
+        or stored_bars.ticker is null
+        or daily_bars.open is distinct from stored_bars.open
+        or daily_bars.high is distinct from stored_bars.high
+        or daily_bars.low is distinct from stored_bars.low
+        or daily_bars.close is distinct from stored_bars.close
+        or daily_bars.volume is distinct from stored_bars.volume
+        or daily_bars.transactions is distinct from stored_bars.transactions
+        or daily_bars.vwap is distinct from stored_bars.vwap
+        or daily_bars.vwap_source is distinct from stored_bars.vwap_source
+        or daily_bars.adj_factor is distinct from stored_bars.adj_factor
+
+),
+
+changed_tickers as (
+
+    select
+        ticker,
+        min(session_date) as rewrite_from_date
+
+    from changed_bars
+    group by ticker
+
+),
+
+numbered_bars as (
+
+    select
+        daily_bars.*,
+        changed_tickers.rewrite_from_date,
+        row_number() over (partition by daily_bars.ticker order by daily_bars.session_date) as ticker_session_number
+
+    from daily_bars
+    inner join changed_tickers on daily_bars.ticker = changed_tickers.ticker
+
+),
+
+lookback_starts as (
+
+    select
+        ticker,
+        min(ticker_session_number) - {{ lookback_sessions }} as first_session_number
+
+    from numbered_bars
+    where session_date >= rewrite_from_date
+    group by ticker
+
+),
+
+scoped_bars as (
+
+    select numbered_bars.*
+
+    from numbered_bars
+    inner join lookback_starts on numbered_bars.ticker = lookback_starts.ticker
+    where numbered_bars.ticker_session_number >= lookback_starts.first_session_number
+
+),
+
+{% else %}
+
+scoped_bars as (
+
+    select
+        *,
+        cast(null as date) as rewrite_from_date
+
+    from daily_bars
+
+),
+
+{% endif %}
+
+lagged as (
+
+    select
+        *,
+        lag(session_date) over by_ticker as previous_session_date,
+        lag(adj_close) over by_ticker as previous_adj_close,
+        lag(adj_close, 5) over by_ticker as adj_close_5_sessions_ago,
+        lag(adj_close, 20) over by_ticker as adj_close_20_sessions_ago,
+        lag(adj_close, 60) over by_ticker as adj_close_60_sessions_ago
+
+    from scoped_bars
+    window by_ticker as (partition by ticker order by session_date)
+
+),
+
+daily_moves as (
+
+    select
+        *,
+        adj_close / previous_adj_close - 1 as return_1d,
+        case
+            when adj_close > 0 and previous_adj_close > 0 then ln(adj_close / previous_adj_close)
+        end as log_return_1d,
+        case
+            when previous_adj_close is not null
+                then greatest(
+                    adj_high - adj_low,
+                    abs(adj_high - previous_adj_close),
+                    abs(adj_low - previous_adj_close)
+                )
+        end as true_range,
+        greatest(adj_close - previous_adj_close, 0) as close_gain,
+        greatest(previous_adj_close - adj_close, 0) as close_loss
+
+    from lagged
+
+),
+
+windows as (
+
+    select
+        *,
+        stddev_samp(log_return_1d) over (by_ticker rows between 19 preceding and current row) as volatility_20_raw,
+        count(log_return_1d) over (by_ticker rows between 19 preceding and current row) as log_returns_in_20,
+        stddev_samp(log_return_1d) over (by_ticker rows between 59 preceding and current row) as volatility_60_raw,
+        count(log_return_1d) over (by_ticker rows between 59 preceding and current row) as log_returns_in_60,
+        avg(adj_volume) over (by_ticker rows between 20 preceding and 1 preceding) as mean_adj_volume_20_raw,
+        count(adj_volume) over (by_ticker rows between 20 preceding and 1 preceding) as volumes_in_20,
+        avg(true_range) over (by_ticker rows between 13 preceding and current row) as atr_14_raw,
+        count(true_range) over (by_ticker rows between 13 preceding and current row) as true_ranges_in_14,
+        avg(close_gain) over (by_ticker rows between 13 preceding and current row) as mean_gain_14,
+        avg(close_loss) over (by_ticker rows between 13 preceding and current row) as mean_loss_14,
+        count(close_gain) over (by_ticker rows between 13 preceding and current row) as moves_in_14,
+        max(adj_high) over (by_ticker rows between 251 preceding and current row) as high_252_raw,
+        min(adj_low) over (by_ticker rows between 251 preceding and current row) as low_252_raw,
+        count(*) over (by_ticker rows between 251 preceding and current row) as sessions_in_252
+
+    from daily_moves
+    window by_ticker as (partition by ticker order by session_date)
+
+),
+
+features as (
+
+    select
+        ticker,
+        session_date,
+        previous_session_date,
+        open,
+        high,
+        low,
+        close,
+        volume,
+        transactions,
+        vwap,
+        vwap_source,
+        adj_factor,
+        adj_open,
+        adj_high,
+        adj_low,
+        adj_close,
+        adj_volume,
+        adj_vwap,
+        return_1d as change,
+        return_1d,
+        adj_close / adj_close_5_sessions_ago - 1 as return_5d,
+        adj_close / adj_close_20_sessions_ago - 1 as return_20d,
+        adj_close / adj_close_60_sessions_ago - 1 as return_60d,
+        log_return_1d,
+        case
+            when adj_close > 0 and adj_close_5_sessions_ago > 0 then ln(adj_close / adj_close_5_sessions_ago)
+        end as log_return_5d,
+        case
+            when adj_close > 0 and adj_close_20_sessions_ago > 0 then ln(adj_close / adj_close_20_sessions_ago)
+        end as log_return_20d,
+        case
+            when adj_close > 0 and adj_close_60_sessions_ago > 0 then ln(adj_close / adj_close_60_sessions_ago)
+        end as log_return_60d,
+        case when log_returns_in_20 = 20 then volatility_20_raw end as realized_volatility_20d,
+        case when log_returns_in_60 = 60 then volatility_60_raw end as realized_volatility_60d,
+        close * volume as dollar_volume,
+        case
+            when volumes_in_20 = 20 and mean_adj_volume_20_raw > 0 then adj_volume / mean_adj_volume_20_raw
+        end as relative_volume_20d,
+        case when true_ranges_in_14 = 14 then atr_14_raw end as atr_14,
+        adj_open / previous_adj_close - 1 as gap,
+        close / nullif(open, 0) - 1 as intraday_return,
+        case when sessions_in_252 = 252 then adj_close / high_252_raw - 1 end as distance_to_52_week_high,
+        case when sessions_in_252 = 252 then adj_close / low_252_raw - 1 end as distance_to_52_week_low,
+        case
+            when moves_in_14 < 14 then null
+            when mean_gain_14 + mean_loss_14 = 0 then 50.0
+            else 100.0 * mean_gain_14 / (mean_gain_14 + mean_loss_14)
+        end as rsi_14,
+        rewrite_from_date
+
+    from windows
+
+),
+
+final as (
+
+    select * exclude (rewrite_from_date)
+
+    from features
+    {% if is_incremental() -%}
+        where session_date >= rewrite_from_date
+    {%- endif %}
+
+)
+
+select * from final
