@@ -1,0 +1,377 @@
+"""`quantmini ingest -t <REST dataset>`: one dlt pipeline per dataset, landing -> bronze, summary table.
+
+Modes, decided per dataset before the run:
+- forward (`--incremental`, the default): dated datasets with a cursor continue from the cursor saved in
+  dlt state (`-s` only seeds the first run); reference datasets reload their listing and merge by key.
+- backfill: `--backfill-years N`, or an explicit `-e` that ends before the forward cursor. The range is
+  passed as the cursor's `end_value`, which dlt keeps out of state: the forward cursor does not move.
+- full (`--full`): the whole `-s`/`-e` range is requested again and merged by key, also without state.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from loaders.rest import settings
+
+log = logging.getLogger(__name__)
+console = Console(stderr=True)
+
+_TICKER = re.compile(r"^[A-Za-z0-9.:_\-]{1,40}$")
+
+
+class UsageError(ValueError):
+    """Bad command-line input; the message names the option, file or line."""
+
+
+@dataclass
+class Outcome:
+    """What one dataset's run did, for the summary table and the run ledger."""
+
+    dataset: str
+    pipeline: str
+    mode: str = ""
+    window: str = ""
+    rows: dict[str, int] = field(default_factory=dict)
+    pages: int = 0
+    resumed_pages: int = 0
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def read_tickers_file(path: Path) -> list[str]:
+    """One ticker per line; blank lines and `#` comments ignored; anything else malformed is an error."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UsageError(f"--tickers-file {path}: cannot read ({exc.strerror})") from None
+    tickers: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        entry = line.split("#", 1)[0].strip()
+        if not entry:
+            continue
+        if not _TICKER.match(entry):
+            raise UsageError(f"--tickers-file {path}: line {number}: {entry!r} is not a ticker")
+        if entry not in tickers:
+            tickers.append(entry)
+    if not tickers:
+        raise UsageError(f"--tickers-file {path}: no tickers in file")
+    return tickers
+
+
+def _today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
+def _forward_cursor(pipeline: Any, resource: str, cursor: str) -> Any:
+    """The forward cursor's last value saved in the pipeline's state, or None before the first run."""
+    state = pipeline.state.get("sources", {})
+    for source in state.values():
+        value = source.get("resources", {}).get(resource, {}).get("incremental", {}).get(cursor, {})
+        if value.get("last_value") is not None:
+            return value["last_value"]
+    return None
+
+
+def _as_date(value: Any) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).date()
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10])
+
+
+def _midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+
+
+def _incremental(spec: settings.Dataset, start: dt.date, end: dt.date | None) -> Any:
+    """The cursor of a dated dataset; with `end` it is a stateless backfill/full window."""
+    import dlt
+
+    if spec.cursor == "published_utc":
+        return dlt.sources.incremental(
+            spec.cursor,
+            initial_value=_midnight(start),
+            end_value=_midnight(end + dt.timedelta(days=1)) if end else None,
+            primary_key=(),
+            range_end="open",
+        )
+    return dlt.sources.incremental(
+        spec.cursor, initial_value=start, end_value=end, primary_key=(), range_end="closed"
+    )
+
+
+def _universe(ctx: Any, settings_: Any) -> list[str]:
+    """Tickers for per-ticker endpoints: the tickers file, else bronze tickers, else the live listing."""
+    if ctx.tickers:
+        return list(ctx.tickers)
+    tickers_dir = settings_.bronze_dir / "tickers"
+    if any(tickers_dir.glob("*/*.parquet")):
+        import duckdb
+
+        glob = str(tickers_dir / "*" / "*.parquet")
+        rows = duckdb.sql(
+            f"select distinct ticker from read_parquet('{glob}', hive_partitioning = true) "
+            "where active or delisted_utc is not null order by ticker"
+        ).fetchall()
+        return [r[0] for r in rows]
+    from loaders import rest
+    from loaders.rest import parsing
+
+    names: list[str] = []
+    params = {**settings.TICKERS.params, "limit": settings.TICKERS.limit, "active": "true"}
+    for page in rest._walk(
+        ctx, "tickers", settings.TICKERS.path, params, lambda r: parsing.tickers(r, ctx.snapshot_date)
+    ):
+        names.extend(page["tickers"].column("ticker").to_pylist())
+    return names
+
+
+def run_dataset(
+    dataset: str,
+    start: dt.date | None,
+    end: dt.date | None,
+    *,
+    incremental: bool = True,
+    max_concurrent: int = 4,
+    rate_limit: float | None = None,
+    tickers: Sequence[str] | None = None,
+    backfill_years: int | None = None,
+    limiter: Any = None,
+) -> Outcome:
+    """Load one REST dataset into bronze through its own dlt pipeline."""
+    import dlt
+
+    from loaders.config import load_settings, prepare_dlt_environment
+    from loaders.rest import RunContext, polygon_rest
+    from loaders.rest.destination import bronze_merge_destination
+    from loaders.rest.helpers import PolygonClient, RateLimiter
+
+    spec = settings.DATASETS[dataset]
+    outcome = Outcome(dataset, spec.pipeline)
+    started = time.perf_counter()
+    cfg = load_settings()
+    prepare_dlt_environment(cfg)
+    # bronze keeps dlt's load id on every row (the silver sources read it as load time)
+    os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID", "true")
+    limiter = limiter or RateLimiter(rate_limit if rate_limit is not None else settings.DEFAULT_RATE_LIMIT)
+    client = PolygonClient(
+        cfg.api_url, cfg.api_key.reveal(), limiter=limiter, max_concurrent=max_concurrent, redact=cfg.redact
+    )
+    try:
+        pipeline = dlt.pipeline(
+            pipeline_name=spec.pipeline,
+            destination=bronze_merge_destination(cfg.bronze_dir, spec),
+            dataset_name=dataset,
+            pipelines_dir=str(cfg.pipelines_dir),
+        )
+        explicit_end = end
+        last_day = end or _today()
+        first_day = start
+        if first_day is None and backfill_years is not None:
+            first_day = settings.years_before(last_day, backfill_years)
+        ctx = RunContext(
+            client=client,
+            landing_root=cfg.landing_dir,
+            secret=cfg.api_key.reveal(),
+            start=first_day if spec.dated else None,
+            end=explicit_end if spec.dated else None,
+            tickers=tickers,
+            max_concurrent=max_concurrent,
+        )
+        cursor = None
+        outcome.mode = "reference"
+        if spec.cursor is not None:
+            seed = first_day or settings.default_start(last_day)
+            forward = _forward_cursor(pipeline, _resource_name(dataset), spec.cursor)
+            backfill = backfill_years is not None or (
+                explicit_end is not None and forward is not None and explicit_end < _as_date(forward)
+            )
+            if not incremental:
+                outcome.mode = "full"
+                cursor = _incremental(spec, seed, last_day)
+                outcome.window = f"{seed} .. {last_day}"
+            elif backfill:
+                outcome.mode = "backfill"
+                cursor = _incremental(spec, seed, last_day)
+                outcome.window = f"{seed} .. {last_day}"
+            else:
+                outcome.mode = "forward"
+                cursor = _incremental(spec, seed, None)
+                shown_from = _as_date(forward) if forward is not None else seed
+                outcome.window = f"{shown_from} .. {explicit_end or 'latest'}"
+        elif spec.dated and (ctx.start or ctx.end):
+            outcome.window = f"{ctx.start or ''} .. {ctx.end or ''}"
+        universe = _universe(ctx, cfg) if dataset == "ticker_events" else None
+        source = polygon_rest(dataset, ctx, cursor=cursor, universe=universe)
+        pipeline.run(source)
+        outcome.rows = {k: v for k, v in ctx.rows.items() if not k.startswith("_")}
+        outcome.pages = ctx.pages
+        outcome.resumed_pages = ctx.resumed_pages
+    except Exception as exc:  # reported in the summary and the ledger, never with the key
+        outcome.error = cfg.redact(_root_cause(exc))
+        log.debug("ingest %s failed", dataset, exc_info=True)
+    finally:
+        outcome.requests = client.requests
+        outcome.retries = client.retries
+        outcome.rate_limited = client.rate_limited
+        client.close()
+        outcome.seconds = time.perf_counter() - started
+    return outcome
+
+
+def _resource_name(dataset: str) -> str:
+    return "financials" if dataset == "fundamentals" else dataset
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost meaningful message (dlt wraps resource errors in pipeline-step exceptions)."""
+    seen = exc
+    while True:
+        inner = seen.__cause__ or seen.__context__
+        if inner is None or inner is seen:
+            break
+        seen = inner
+    text = str(seen) or type(seen).__name__
+    return text.splitlines()[0] if len(text) > 400 else text
+
+
+def _summary(outcomes: Sequence[Outcome]) -> Table:
+    table = Table(title="REST ingest")
+    for name in (
+        "dataset",
+        "pipeline",
+        "mode",
+        "window",
+        "rows",
+        "pages",
+        "requests",
+        "retries",
+        "429s",
+        "s",
+        "status",
+    ):
+        table.add_column(
+            name, justify="right" if name in {"pages", "requests", "retries", "429s", "s"} else "left"
+        )
+    for o in outcomes:
+        rows = ", ".join(f"{t}={n:,}" for t, n in sorted(o.rows.items())) or "0"
+        pages = f"{o.pages}" + (f" ({o.resumed_pages} resumed)" if o.resumed_pages else "")
+        status = "[green]ok[/green]" if o.ok else f"[red]failed: {o.error}[/red]"
+        table.add_row(
+            o.dataset,
+            o.pipeline,
+            o.mode,
+            o.window,
+            rows,
+            pages,
+            str(o.requests),
+            str(o.retries),
+            str(o.rate_limited),
+            f"{o.seconds:.1f}",
+            status,
+        )
+    return table
+
+
+def _record(outcomes: Sequence[Outcome], start: dt.date | None, end: dt.date | None) -> None:
+    """Append each dataset's result to the run ledger when `loaders.runs` is available."""
+    try:
+        from loaders import runs
+    except ImportError:
+        return
+    record = getattr(runs, "record_rest_run", None) or getattr(runs, "record_run", None)
+    if record is None:
+        return
+    for o in outcomes:
+        try:
+            record(
+                dataset=o.dataset,
+                ok=o.ok,
+                start=start,
+                end=end,
+                details={
+                    "pipeline": o.pipeline,
+                    "mode": o.mode,
+                    "window": o.window,
+                    "rows": o.rows,
+                    "pages": o.pages,
+                    "requests": o.requests,
+                    "error": o.error,
+                },
+            )
+        except TypeError:
+            log.debug("run ledger has another signature; %s not recorded", o.dataset)
+            return
+
+
+def ingest_command(
+    dataset: str,
+    start: dt.date | None,
+    end: dt.date | None,
+    *,
+    incremental: bool,
+    max_concurrent: int,
+    rate_limit: float | None,
+    tickers_file: Path | None,
+    include_short_data: bool,
+    backfill_years: int | None,
+) -> int:
+    """Entry point of `quantmini ingest` for REST datasets; returns the process exit code."""
+    try:
+        if dataset not in settings.DATASETS:
+            raise UsageError(f"-t {dataset}: not a REST dataset ({', '.join(settings.DATASETS)})")
+        if start and end and start > end:
+            raise UsageError(f"-s {start} is after -e {end}")
+        if backfill_years is not None and backfill_years < 1:
+            raise UsageError(f"--backfill-years must be at least 1, got {backfill_years}")
+        if rate_limit is not None and rate_limit <= 0:
+            raise UsageError(
+                f"--rate-limit must be a positive number of requests per second, got {rate_limit}"
+            )
+        if include_short_data and dataset != "fundamentals":
+            raise UsageError("--include-short-data applies to -t fundamentals")
+        tickers = read_tickers_file(tickers_file) if tickers_file else None
+    except UsageError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return 2
+    datasets = [dataset, *(settings.SHORT_DATA if include_short_data else ())]
+    from loaders.rest.helpers import RateLimiter
+
+    limiter = RateLimiter(rate_limit if rate_limit is not None else settings.DEFAULT_RATE_LIMIT)
+    outcomes = [
+        run_dataset(
+            name,
+            start,
+            end,
+            incremental=incremental,
+            max_concurrent=max_concurrent,
+            rate_limit=rate_limit,
+            tickers=tickers,
+            backfill_years=backfill_years,
+            limiter=limiter,
+        )
+        for name in datasets
+    ]
+    console.print(_summary(outcomes))
+    _record(outcomes, start, end)
+    return 0 if all(o.ok for o in outcomes) else 1

@@ -1,0 +1,46 @@
+"""dlt destination that upserts REST tables into bronze with `loaders.bronze.merge_partitions`.
+
+dlt hands over each table's Parquet job file (`batch_size=0`); the file is merged by primary key into
+`bronze/<dataset>/[<table>/]<partition>=YYYY-MM-DD/`. A key that moved to another date (an article
+re-published later) leaves its old partition, so a key lives in one place. Jobs of one load run one at a
+time: two merges of the same partitions must not interleave. A retried job merges the same rows again,
+which changes nothing, so dlt's resume of a half-loaded package is safe.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import dlt
+import pyarrow.parquet as pq
+
+from loaders import bronze
+from loaders.rest import settings
+
+
+def table_dir(dataset: settings.Dataset, table: settings.Table) -> str:
+    """Folder of a bronze table relative to the bronze root: the dataset, or dataset/table when it has several."""
+    return dataset.name if len(dataset.tables) == 1 else f"{dataset.name}/{table.name}"
+
+
+def bronze_merge_destination(root: Path, dataset: settings.Dataset) -> Any:
+    """A dlt destination writing the tables of `dataset` into bronze under `root`."""
+    tables = {t.name: t for t in dataset.tables}
+
+    def merge(items: Any, table: Any) -> None:
+        spec = tables.get(table["name"])
+        if spec is None:
+            return  # dlt's own bookkeeping tables
+        data = pq.read_table(items)
+        bronze.merge_partitions(root, table_dir(dataset, spec), data, spec.partition, spec.primary_key)
+
+    return dlt.destination(
+        merge,
+        name="bronze_rest",
+        loader_file_format="parquet",
+        batch_size=0,
+        naming_convention="direct",
+        skip_dlt_columns_and_tables=False,
+        max_parallel_load_jobs=1,
+    )()
