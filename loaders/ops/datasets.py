@@ -6,6 +6,8 @@ a dataset is loaded, this module only says which ones exist and their operating 
 
 from __future__ import annotations
 
+import calendar
+import datetime as dt
 from dataclasses import dataclass
 from typing import Literal
 
@@ -17,8 +19,8 @@ Cadence = Literal["daily", "weekly"]
 class DatasetSpec:
     name: str
     kind: Kind
-    #: default history for a bulk load, in years back from the latest available day (None: no date range)
-    history_years: float | None
+    #: default history of a bulk load back from the latest available day: "5y", "6m", "30d" (None: no range)
+    history: str | None
     #: `daily` datasets are refreshed by `refresh daily`; `weekly` ones only by `refresh weekly`
     cadence: Cadence
     #: flat-file key prefix on the S3 bucket (and under landing/flatfiles/)
@@ -35,7 +37,7 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec(
             "stocks_daily",
             "flatfile",
-            5,
+            "5y",
             "daily",
             "us_stocks_sip/day_aggs_v1",
             ("fct_stock_features_daily", "stg_polygon__stocks_daily"),
@@ -44,7 +46,7 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec(
             "stocks_minute",
             "flatfile",
-            2,
+            "1y",
             "daily",
             "us_stocks_sip/minute_aggs_v1",
             ("stg_polygon__stocks_minute",),
@@ -53,7 +55,7 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec(
             "options_daily",
             "flatfile",
-            2,
+            "2y",
             "daily",
             "us_options_opra/day_aggs_v1",
             ("fct_option_features_daily", "stg_polygon__options_daily"),
@@ -61,19 +63,19 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec(
             "options_minute",
             "flatfile",
-            1,
+            "1m",
             "daily",
             "us_options_opra/minute_aggs_v1",
             ("stg_polygon__options_minute",),
         ),
-        DatasetSpec("news", "rest", 2, "daily"),
+        DatasetSpec("news", "rest", "2y", "daily"),
         DatasetSpec("splits", "rest", None, "daily"),
         DatasetSpec("dividends", "rest", None, "daily"),
         DatasetSpec("tickers", "rest", None, "daily"),
         DatasetSpec("market_holidays", "rest", None, "daily"),
-        DatasetSpec("short_volume", "rest", 1, "daily"),
-        DatasetSpec("short_interest", "rest", 2, "weekly"),
-        DatasetSpec("fundamentals", "rest", 5, "weekly"),
+        DatasetSpec("short_volume", "rest", "1y", "daily"),
+        DatasetSpec("short_interest", "rest", "2y", "weekly"),
+        DatasetSpec("fundamentals", "rest", "5y", "weekly"),
         DatasetSpec("ticker_events", "rest", None, "weekly"),
         DatasetSpec("options_contracts", "rest", None, "weekly"),
     )
@@ -89,3 +91,20 @@ def spec(name: str) -> DatasetSpec:
         return DATASETS[name]
     except KeyError:
         raise ValueError(f"unknown dataset {name!r}; expected one of: {', '.join(DATASETS)}") from None
+
+
+def history_start(history: str, end: dt.date) -> dt.date:
+    """First day of a history window like "5y", "6m" or "30d" ending on `end` (inclusive)."""
+    value = history.strip().lower()
+    if len(value) < 2 or value[-1] not in "ymd" or not value[:-1].isdigit() or int(value[:-1]) <= 0:
+        raise ValueError(
+            f"history {history!r}: expected a positive N followed by y, m or d (e.g. 5y, 6m, 30d)"
+        )
+    n, unit = int(value[:-1]), value[-1]
+    if unit == "d":
+        return end - dt.timedelta(days=n - 1)
+    months = n * 12 if unit == "y" else n
+    year, month = divmod(end.year * 12 + end.month - 1 - months, 12)
+    month += 1
+    day = min(end.day, calendar.monthrange(year, month)[1])
+    return dt.date(year, month, day) + dt.timedelta(days=1)

@@ -11,10 +11,6 @@ from loaders import calendar
 from loaders.config import Settings, load_settings
 from loaders.ops.datasets import DATASETS, spec
 from loaders.ops.inventory import summarize
-from loaders.ops.ledger import LedgerRecord, read_records
-
-TIME_FIELDS = ("finished_at", "ended_at", "started_at", "at", "timestamp")
-RESULT_FIELDS = ("status", "result", "outcome")
 
 
 @dataclass(frozen=True)
@@ -47,33 +43,16 @@ class DatasetStatus:
         }
 
 
-def last_runs(records: list[LedgerRecord]) -> dict[str, LedgerRecord]:
-    """Latest run record per dataset (records naming a failed date/page only do not count as runs)."""
-    out: dict[str, LedgerRecord] = {}
-    for rec in records:
-        name = rec.get("dataset")
-        if not isinstance(name, str):
-            continue
-        if str(rec.get("kind", "record", "type", default="run")).lower() not in {"run", "ingest"}:
-            continue
-        current = out.get(name)
-        if current is None or str(rec.get(*TIME_FIELDS, default="")) >= str(
-            current.get(*TIME_FIELDS, default="")
-        ):
-            out[name] = rec
-    return out
-
-
-def run_result(rec: LedgerRecord) -> str:
-    result = rec.get(*RESULT_FIELDS)
-    if result is None and rec.get("exit_code", "code") is not None:
-        result = "ok" if rec.get("exit_code", "code") == 0 else f"exit {rec.get('exit_code', 'code')}"
-    failed = rec.get("failed", "failures")
-    text = str(result) if result is not None else "unknown"
-    if isinstance(failed, list) and failed:
-        text += f" ({len(failed)} failed)"
-    elif isinstance(failed, int) and failed:
-        text += f" ({failed} failed)"
+def run_result(run: dict[str, Any]) -> str:
+    """`ok`/`failed` plus the item counts that explain it, e.g. `failed (2 failed, 5 loaded)`."""
+    text = str(run.get("status", "unknown"))
+    counts = run.get("counts") or {}
+    if isinstance(counts, dict) and counts:
+        text += (
+            " ("
+            + ", ".join(f"{n} {k}" for k, n in sorted(counts.items(), key=lambda kv: kv[0] != "failed"))
+            + ")"
+        )
     return text
 
 
@@ -82,9 +61,9 @@ def collect(
 ) -> list[DatasetStatus]:
     from rich.progress import Progress
 
+    from loaders import runs
+
     names = datasets or list(DATASETS)
-    records, _ = read_records(settings)
-    runs = last_runs(records)
     out: list[DatasetStatus] = []
     with Progress(transient=True, disable=not progress) as bar:
         task = bar.add_task("scanning bronze", total=len(names))
@@ -96,7 +75,7 @@ def collect(
                 have = set(summary.sessions)
                 present = sum(1 for d in expected if d in have)
                 missing = len(expected) - present
-            rec = runs.get(name)
+            rec = runs.last_run(settings.runs_dir, name)
             out.append(
                 DatasetStatus(
                     dataset=name,
@@ -108,7 +87,7 @@ def collect(
                     files=summary.files,
                     rows=summary.rows,
                     bytes=summary.bytes,
-                    last_run_at=str(rec.get(*TIME_FIELDS)) if rec and rec.get(*TIME_FIELDS) else None,
+                    last_run_at=str(rec.get("finished_at") or rec.get("started_at")) if rec else None,
                     last_run_result=run_result(rec) if rec else None,
                 )
             )

@@ -1,0 +1,233 @@
+"""`quantmini refresh daily|weekly`: the unattended update. Ingest each dataset incrementally, (weekly:
+detect and backfill gaps), `dbt build`, export gold, validate, and print a summary.
+
+A failing dataset does not stop the others; the exit code names the first stage that failed so cron
+mail and CI show where to look. A lock file keeps two refreshes from overlapping.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from loaders.config import Settings, load_settings
+from loaders.ops.datasets import DATASETS, FLATFILE_DATASETS, spec
+from loaders.ops.inventory import datasets_on_disk, session_partitions
+
+EXIT_OK, EXIT_INGEST, EXIT_USAGE, EXIT_DBT, EXIT_GOLD, EXIT_VALIDATE, EXIT_LOCKED = 0, 1, 2, 3, 4, 5, 75
+#: sessions re-checked before the last loaded one, so files Polygon republished recently are picked up
+LOOKBACK_DAYS = 7
+
+
+@dataclass
+class Step:
+    name: str
+    ok: bool
+    seconds: float
+    detail: str = ""
+
+
+@dataclass
+class RefreshSummary:
+    mode: str
+    steps: list[Step] = field(default_factory=list)
+    code: int = EXIT_OK
+
+    def fail(self, code: int) -> None:
+        if self.code == EXIT_OK:
+            self.code = code
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "exit_code": self.code,
+            "steps": [
+                {"name": s.name, "ok": s.ok, "seconds": round(s.seconds, 2), "detail": s.detail}
+                for s in self.steps
+            ],
+        }
+
+
+def select_datasets(settings: Settings, mode: str, requested: list[str] | None) -> list[str]:
+    """Requested datasets, else those already in bronze; daily keeps the daily-cadence ones."""
+    names = requested or datasets_on_disk(settings)
+    if mode == "daily" and not requested:
+        names = [n for n in names if spec(n).cadence == "daily"]
+    return [n for n in DATASETS if n in names]
+
+
+def ingest_window(settings: Settings, dataset: str) -> tuple[dt.date | None, dt.date | None]:
+    """Flat files: from a week before the last bronze session to the bucket's latest file; REST: loader's cursor."""
+    if spec(dataset).kind != "flatfile":
+        return None, None
+    from loaders.ops.bulk import available_range
+
+    present = list(session_partitions(settings, dataset))
+    found = available_range(settings, spec(dataset).s3_prefix or "")
+    if found is None:
+        return None, None
+    first, last = found
+    start = max(first, present[-1] - dt.timedelta(days=LOOKBACK_DAYS)) if present else first
+    return start, last
+
+
+def _timed(summary: RefreshSummary, name: str, fn: Any) -> Any:
+    started = time.monotonic()
+    try:
+        ok, detail, value = fn()
+    except Exception as exc:  # a stage's crash is reported, not raised: later stages may still run
+        ok, detail, value = False, f"{type(exc).__name__}: {exc}", None
+    summary.steps.append(Step(name, ok, time.monotonic() - started, load_settings().redact(detail)))
+    return ok, value
+
+
+def run_refresh(
+    settings: Settings,
+    mode: str,
+    datasets: list[str],
+    *,
+    max_concurrent: int = 4,
+    build: bool = True,
+    validate: bool = True,
+) -> RefreshSummary:
+    from loaders.ops import runner
+
+    summary = RefreshSummary(mode)
+    for name in datasets:
+
+        def step(name: str = name) -> tuple[bool, str, None]:
+            start, end = ingest_window(settings, name)
+            code = runner.ingest(name, start, end, incremental=True, max_concurrent=max_concurrent)
+            window = f"{start or 'cursor'}..{end or 'latest'}"
+            return code == 0, f"{window} exit {code}", None
+
+        ok, _ = _timed(summary, f"ingest {name}", step)
+        if not ok:
+            summary.fail(EXIT_INGEST)
+
+    if mode == "weekly":
+        for name in [n for n in datasets if n in FLATFILE_DATASETS and session_partitions(settings, n)]:
+
+            def repair(name: str = name) -> tuple[bool, str, None]:
+                from loaders.ops import backfill, gaps
+
+                found = gaps.detect(settings, name, downstream=False)
+                ranges = [(r.start, r.end) for r in found.missing]
+                if not ranges:
+                    return True, "no gaps", None
+                results = backfill.run_chunks(
+                    backfill.plan(name, ranges),
+                    incremental=False,
+                    max_concurrent=max_concurrent,
+                    show_progress=False,
+                )
+                bad = [r for r in results if not r.ok]
+                return (
+                    not bad,
+                    f"{len(found.missing_sessions)} missing sessions, {len(bad)} failed chunks",
+                    None,
+                )
+
+            ok, _ = _timed(summary, f"gaps+backfill {name}", repair)
+            if not ok:
+                summary.fail(EXIT_INGEST)
+
+    if build:
+
+        def dbt_step() -> tuple[bool, str, Any]:
+            outcome = runner.dbt_build(settings)
+            detail = "; ".join(outcome.failures[:3]) or outcome.message
+            return outcome.ok, detail, outcome
+
+        before = runner.gold_stamp(settings)
+        started = time.time()
+        ok, _ = _timed(summary, "dbt build", dbt_step)
+        if not ok:
+            summary.fail(EXIT_DBT)
+        else:
+            after = runner.gold_stamp(settings)
+            if after > before and after >= started - 1:
+                summary.steps.append(Step("gold export", True, 0.0, "written by the dbt build"))
+            else:
+                minute = "stocks_minute" in datasets
+
+                def gold_step() -> tuple[bool, str, None]:
+                    code = runner.gold_export(full=False, minute=minute)
+                    return code == 0, f"exit {code}", None
+
+                ok, _ = _timed(summary, "gold export", gold_step)
+                if not ok:
+                    summary.fail(EXIT_GOLD)
+
+    if validate:
+
+        def validate_step() -> tuple[bool, str, None]:
+            from loaders.ops.validate import validate as run_validate
+
+            report = run_validate(settings, silver=build, gold=build)
+            first = report.problems[0] if report.problems else None
+            detail = f"{len(report.problems)} problem(s)" + (
+                f", first: {first.where}: {first.message}" if first else ""
+            )
+            return report.ok, detail, None
+
+        ok, _ = _timed(summary, "validate", validate_step)
+        if not ok:
+            summary.fail(EXIT_VALIDATE)
+    return summary
+
+
+def refresh_command(
+    mode: str,
+    datasets: list[str] | None,
+    *,
+    max_concurrent: int = 4,
+    build: bool = True,
+    validate: bool = True,
+) -> int:
+    from filelock import FileLock, Timeout
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    settings = load_settings()
+    if mode not in {"daily", "weekly"}:
+        console.print(f"[red]refresh: mode must be daily or weekly, got {mode!r}[/red]")
+        return EXIT_USAGE
+    names = select_datasets(settings, mode, datasets)
+    if not names:
+        console.print(
+            "[red]refresh: nothing in bronze yet; run `quantmini bulk` (or `quantmini ingest`) first[/red]"
+        )
+        return EXIT_USAGE
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(settings.data_dir / ".refresh.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        console.print("[yellow]refresh: another refresh holds the lock; not starting a second one[/yellow]")
+        return EXIT_LOCKED
+    try:
+        started = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        console.print(f"refresh {mode}: {', '.join(names)}")
+        summary = run_refresh(
+            settings, mode, names, max_concurrent=max_concurrent, build=build, validate=validate
+        )
+    finally:
+        lock.release()
+    table = Table(title=f"refresh {mode}: {'ok' if summary.code == 0 else f'exit {summary.code}'}")
+    for col in ("step", "result", "seconds", "detail"):
+        table.add_column(col, overflow="fold")
+    for s in summary.steps:
+        table.add_row(
+            s.name, "[green]ok[/green]" if s.ok else "[red]failed[/red]", f"{s.seconds:.1f}", s.detail
+        )
+    console.print(table)
+    log_dir = settings.data_dir / "logs" / "refresh"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    payload = {"started_at": started.isoformat().replace("+00:00", "Z"), **summary.to_json()}
+    (log_dir / f"{started:%Y%m%dT%H%M%SZ}-{mode}.json").write_text(json.dumps(payload, indent=2) + "\n")
+    return summary.code
