@@ -7,16 +7,16 @@
     )
 }}
 
--- depends_on: {{ ref('int_option_contracts') }}
--- depends_on: {{ ref('stg_polygon__stocks_daily') }}
--- depends_on: {{ ref('stg_polygon__options_daily') }}
-
 {#-
     One row per option contract and session it traded. Values depend on their own session only, so an
     incremental run rewrites whole sessions: new or re-loaded option sessions, and stored sessions
     whose contract attributes or underlying close changed (a contracts reference loaded later, a
     re-loaded stock session).
 -#}
+
+-- depends_on: {{ ref('int_option_contracts') }}
+-- depends_on: {{ ref('stg_polygon__stocks_daily') }}
+-- depends_on: {{ ref('stg_polygon__options_daily') }}
 
 with
 
