@@ -1,0 +1,503 @@
+"""S3 listing and download into landing, and streaming CSV parsing with validation.
+
+Downloads are atomic (temp file + rename) and verified (Content-Length, and the MD5 when the ETag is one),
+so a file in landing is always a complete copy of what the endpoint served. Parsing streams bounded
+batches and rejects a file at its first malformed row with an error naming file, line and field.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import gzip
+import hashlib
+import json
+import logging
+import os
+import queue
+import threading
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+from tenacity import (
+    RetryCallState,
+    retry,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from loaders.flatfiles import settings as ff
+
+log = logging.getLogger(__name__)
+NEW_YORK = ZoneInfo("America/New_York")
+T = TypeVar("T")
+
+
+# --------------------------------------------------------------------------------------------------- errors
+
+
+class FlatFileError(Exception):
+    """A file that cannot be loaded; the message names the file, and line and field when known."""
+
+    def __init__(self, file: str, message: str, line: int | None = None, field: str | None = None) -> None:
+        self.file, self.line, self.field, self.reason = file, line, field, message
+        where = (
+            file + (f", line {line}" if line is not None else "") + (f", field {field!r}" if field else "")
+        )
+        super().__init__(f"{where}: {message}")
+
+
+class MissingFile(Exception):
+    """The endpoint answered 403 or 404 for a key: recorded for that date, never retried in the run."""
+
+    def __init__(self, key: str, status: int, code: str) -> None:
+        self.key, self.status, self.code = key, status, code
+        super().__init__(f"{key}: HTTP {status} {code}")
+
+
+class TransientDownloadError(Exception):
+    """A download that ended early or does not match its ETag; retried."""
+
+
+# --------------------------------------------------------------------------------------------------- S3
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    key: str
+    session: dt.date
+    etag: str
+    size: int
+
+
+def session_from_key(key: str) -> dt.date:
+    match = ff.KEY_DATE.search(key)
+    if not match:
+        raise ValueError(f"not a flat-file key with a date: {key!r}")
+    return dt.date.fromisoformat(match.group(3))
+
+
+def make_s3_client(endpoint: str, access_key_id: str, secret_access_key: str, max_pool: int) -> Any:
+    """A boto3 client without botocore's own retries: tenacity decides, so every fault is counted once."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        connect_timeout=ff.CONNECT_TIMEOUT,
+        read_timeout=ff.READ_TIMEOUT,
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        max_pool_connections=max(10, max_pool * 2),
+        signature_version="s3v4",
+        s3={"addressing_style": "path"},
+    )
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=access_key_id or None,
+        aws_secret_access_key=secret_access_key or None,
+        region_name="us-east-1",
+        config=config,
+    )
+
+
+def _status_of(exc: BaseException) -> tuple[int | None, str]:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        meta = response.get("ResponseMetadata", {})
+        code = str(response.get("Error", {}).get("Code", ""))
+        return meta.get("HTTPStatusCode"), code
+    return None, ""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """5xx, SlowDown/throttling, timeouts, resets and short bodies are worth another attempt."""
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+    )
+
+    if isinstance(exc, TransientDownloadError | ConnectionError | TimeoutError):
+        return True
+    if isinstance(exc, ClientError):
+        status, code = _status_of(exc)
+        if code in {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "InternalError"}:
+            return True
+        return status is not None and (status >= 500 or status in (408, 429))
+    if isinstance(exc, BotoCoreError):
+        # endpoint connection errors, read/connect timeouts, incomplete reads, streaming errors
+        return True
+    name = type(exc).__name__
+    return name in {"ProtocolError", "IncompleteRead", "ReadTimeoutError", "ResponseStreamingError"}
+
+
+def _permanent(exc: BaseException, key: str) -> MissingFile | None:
+    from botocore.exceptions import ClientError
+
+    if isinstance(exc, ClientError):
+        status, code = _status_of(exc)
+        if status in (403, 404) or code in {"NoSuchKey", "AccessDenied", "NotFound", "403", "404"}:
+            return MissingFile(key, status or 0, code)
+    return None
+
+
+def _log_retry(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    log.warning("attempt %d failed (%s: %s); retrying", state.attempt_number, type(exc).__name__, exc)
+
+
+def _retrying(attempts: int) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    return retry(
+        retry=retry_if_exception(is_transient),
+        wait=wait_random_exponential(multiplier=0.2, max=8),
+        stop=stop_after_attempt(attempts),
+        before_sleep=_log_retry,
+        reraise=True,
+    )
+
+
+def head(client: Any, bucket: str, key: str, attempts: int = ff.DOWNLOAD_ATTEMPTS) -> RemoteFile:
+    """ETag and size of one key; 403/404 raise MissingFile at once."""
+
+    @_retrying(attempts)
+    def _head() -> RemoteFile:
+        try:
+            response = client.head_object(Bucket=bucket, Key=key)
+        except Exception as exc:
+            missing = _permanent(exc, key)
+            if missing:
+                raise missing from None
+            raise
+        return RemoteFile(
+            key, session_from_key(key), response["ETag"].strip('"'), int(response["ContentLength"])
+        )
+
+    return _head()
+
+
+def landing_path(landing_root: Path, key: str) -> Path:
+    return landing_root / "flatfiles" / key
+
+
+def _meta_path(landing_root: Path, key: str) -> Path:
+    return landing_root / "flatfiles" / "_meta" / f"{key}.json"
+
+
+def landed_etag(landing_root: Path, remote: RemoteFile) -> str | None:
+    """ETag of the landing copy when it is complete and matches `remote`'s size, else None."""
+    path, meta = landing_path(landing_root, remote.key), _meta_path(landing_root, remote.key)
+    try:
+        info = json.loads(meta.read_text())
+        if path.stat().st_size == int(info["size"]) == remote.size:
+            return str(info["etag"])
+    except (OSError, ValueError, KeyError):
+        return None
+    return None
+
+
+def forget_landed(landing_root: Path, key: str) -> None:
+    """Make the next run fetch `key` again (used when a landed file is rejected)."""
+    _meta_path(landing_root, key).unlink(missing_ok=True)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def download(
+    client: Any,
+    bucket: str,
+    remote: RemoteFile,
+    landing_root: Path,
+    *,
+    force: bool = False,
+    attempts: int = ff.DOWNLOAD_ATTEMPTS,
+) -> tuple[Path, str, bool]:
+    """Fetch `remote` into landing unless an identical copy is there. Returns (path, etag, downloaded)."""
+    target = landing_path(landing_root, remote.key)
+    if not force and landed_etag(landing_root, remote) == remote.etag:
+        return target, remote.etag, False
+
+    @_retrying(attempts)
+    def _get() -> str:
+        try:
+            response = client.get_object(Bucket=bucket, Key=remote.key)
+        except Exception as exc:
+            missing = _permanent(exc, remote.key)
+            if missing:
+                raise missing from None
+            raise
+        etag = response["ETag"].strip('"')
+        expected = int(response["ContentLength"])
+        check_md5 = len(etag) == 32 and "-" not in etag
+        digest = hashlib.md5(usedforsecurity=False) if check_md5 else None
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.part")
+        received = 0
+        try:
+            body = response["Body"]
+            with open(tmp, "wb") as out:
+                while chunk := body.read(ff.DOWNLOAD_CHUNK):
+                    out.write(chunk)
+                    received += len(chunk)
+                    if digest is not None:
+                        digest.update(chunk)
+            if received != expected:
+                raise TransientDownloadError(f"{remote.key}: body ended at {received} of {expected} bytes")
+            if digest is not None and digest.hexdigest() != etag:
+                raise TransientDownloadError(f"{remote.key}: content does not match its ETag")
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        _atomic_write_text(_meta_path(landing_root, remote.key), json.dumps({"etag": etag, "size": expected}))
+        return etag
+
+    return target, _get(), True
+
+
+# --------------------------------------------------------------------------------------------------- parsing
+
+
+def session_bounds_ns(session: dt.date) -> tuple[int, int]:
+    """[midnight, next midnight) of `session` in America/New_York, as Unix nanoseconds."""
+    start = dt.datetime.combine(session, dt.time(), NEW_YORK)
+    end = dt.datetime.combine(session + dt.timedelta(days=1), dt.time(), NEW_YORK)
+    return int(start.timestamp()) * 1_000_000_000, int(end.timestamp()) * 1_000_000_000
+
+
+def read_header(path: Path, name: str) -> list[str]:
+    """Check the header line: every expected column exactly once, nothing else (order is free)."""
+    try:
+        with gzip.open(path, "rt", newline="") as fh:
+            first = fh.readline()
+    except (OSError, EOFError, zlib.error) as exc:
+        raise FlatFileError(name, f"corrupt or truncated gzip: {exc}", line=1) from None
+    if not first.strip():
+        raise FlatFileError(name, "empty file: no header", line=1)
+    header = next(csv.reader([first]))
+    header = [h.strip() for h in header]
+    expected = set(ff.CSV_COLUMNS)
+    seen: set[str] = set()
+    for column in header:
+        if column in seen:
+            raise FlatFileError(name, "duplicate header column", line=1, field=column)
+        if column not in expected:
+            raise FlatFileError(name, "unexpected header column", line=1, field=column)
+        seen.add(column)
+    for column in ff.CSV_COLUMNS:
+        if column not in seen:
+            raise FlatFileError(name, "header lacks a column", line=1, field=column)
+    return header
+
+
+def _locate_bad_row(path: Path, name: str, header: list[str], skip_rows: int) -> FlatFileError | None:
+    """Slow path after pyarrow refused a block: find the first bad row with its line number and field."""
+    ints = {c for c, t in ff.CSV_TYPES.items() if pa.types.is_integer(t)}
+    try:
+        with gzip.open(path, "rt", newline="") as fh:
+            reader = csv.reader(fh)
+            next(reader)
+            for index, row in enumerate(reader):
+                if index < skip_rows:
+                    continue
+                line = index + 2
+                if len(row) != len(header):
+                    missing = header[len(row)] if len(row) < len(header) else None
+                    return FlatFileError(
+                        name, f"expected {len(header)} fields, found {len(row)}", line=line, field=missing
+                    )
+                for column, value in zip(header, row, strict=True):
+                    if column == "ticker":
+                        continue
+                    try:
+                        int(value) if column in ints else float(value)
+                    except ValueError:
+                        kind = "an integer" if column in ints else "a number"
+                        return FlatFileError(name, f"{value!r} is not {kind}", line=line, field=column)
+    except (OSError, EOFError, zlib.error):
+        return None
+    return None
+
+
+def _first_index(mask: pa.ChunkedArray | pa.Array) -> int:
+    return int(
+        pc.indices_nonzero(mask.combine_chunks() if isinstance(mask, pa.ChunkedArray) else mask)[0].as_py()
+    )
+
+
+def _validate(batch: pa.RecordBatch, name: str, first_line: int, lo: int, hi: int, session: dt.date) -> None:
+    """Raise FlatFileError at the first row with an empty field, a non-finite value or a foreign timestamp."""
+    for column in ff.CSV_COLUMNS:
+        array = batch.column(column)
+        if array.null_count:
+            index = _first_index(pc.is_null(array))
+            raise FlatFileError(name, "missing value", line=first_line + index, field=column)
+    tickers = batch.column("ticker")
+    empty = pc.equal(pc.binary_length(tickers), 0)
+    if pc.any(empty).as_py():
+        raise FlatFileError(name, "missing value", line=first_line + _first_index(empty), field="ticker")
+    for column in ("volume", "open", "close", "high", "low"):
+        finite = pc.is_finite(batch.column(column))
+        if not pc.all(finite).as_py():
+            index = _first_index(pc.invert(finite))
+            value = batch.column(column)[index].as_py()
+            raise FlatFileError(
+                name, f"{value!r} is not a finite number", line=first_line + index, field=column
+            )
+    starts = batch.column("window_start")
+    bounds = pc.min_max(starts).as_py()
+    if bounds["min"] < lo or bounds["max"] >= hi:
+        outside = pc.or_(pc.less(starts, lo), pc.greater_equal(starts, hi))
+        index = _first_index(outside)
+        value = starts[index].as_py()
+        when = dt.datetime.fromtimestamp(value / 1e9, NEW_YORK) if abs(value) < 1e19 else value
+        raise FlatFileError(
+            name,
+            f"window_start {value} ({when}) is outside session {session.isoformat()} (America/New_York)",
+            line=first_line + index,
+            field="window_start",
+        )
+
+
+def _to_bronze(batch: pa.RecordBatch | pa.Table, key: str, etag: str, load_id: str) -> pa.Table:
+    """Bronze column order and types; the three lineage columns are dictionary-encoded constants."""
+    n = batch.num_rows
+    indices = pa.array(np.zeros(n, dtype=np.int32))
+
+    def constant(value: str) -> pa.DictionaryArray:
+        return pa.DictionaryArray.from_arrays(indices, pa.array([value], pa.string()))
+
+    window_start = batch.column("window_start").cast(pa.timestamp("ns", tz="UTC"))
+    window_start = window_start.cast(pa.timestamp("us", tz="UTC"), safe=False)
+    return pa.Table.from_arrays(
+        [
+            batch.column("ticker"),
+            batch.column("volume"),
+            batch.column("open"),
+            batch.column("high"),
+            batch.column("low"),
+            batch.column("close"),
+            window_start,
+            batch.column("transactions"),
+            constant(key),
+            constant(etag),
+            constant(load_id),
+        ],
+        names=ff.BRONZE_SCHEMA.names,
+    )
+
+
+def read_flatfile(
+    path: Path,
+    key: str,
+    etag: str,
+    load_id: str,
+    *,
+    block_size: int = ff.CSV_BLOCK_SIZE,
+    batch_rows: int = ff.BATCH_ROWS,
+) -> Iterator[pa.Table]:
+    """Stream one landing file as bronze tables of at most about `batch_rows` rows.
+
+    Raises FlatFileError on the first problem; rows already yielded must then be discarded by the caller
+    (the bronze commit does that: a session without its manifest row is never swapped in).
+    """
+    session = session_from_key(key)
+    header = read_header(path, key)
+    lo, hi = session_bounds_ns(session)
+    convert = pacsv.ConvertOptions(column_types=ff.CSV_TYPES, include_columns=list(ff.CSV_COLUMNS))
+    read = pacsv.ReadOptions(block_size=block_size, use_threads=True)
+    rows = 0
+    pending: list[pa.RecordBatch] = []
+    pending_rows = 0
+    try:
+        reader = pacsv.open_csv(
+            pa.input_stream(str(path), compression="gzip"), read_options=read, convert_options=convert
+        )
+        for batch in reader:
+            if batch.num_rows == 0:
+                continue
+            _validate(batch, key, rows + pending_rows + 2, lo, hi, session)
+            pending.append(batch)
+            pending_rows += batch.num_rows
+            if pending_rows >= batch_rows:
+                yield _to_bronze(pa.Table.from_batches(pending), key, etag, load_id)
+                rows += pending_rows
+                pending, pending_rows = [], 0
+    except pa.ArrowInvalid as exc:
+        located = _locate_bad_row(path, key, header, rows + pending_rows)
+        raise (located or FlatFileError(key, str(exc), line=rows + pending_rows + 2)) from None
+    except (OSError, EOFError, zlib.error) as exc:
+        raise FlatFileError(
+            key, f"corrupt or truncated gzip after line {rows + pending_rows + 1}: {exc}"
+        ) from None
+    if pending_rows:
+        yield _to_bronze(pa.Table.from_batches(pending), key, etag, load_id)
+        rows += pending_rows
+    if rows == 0:
+        raise FlatFileError(key, "no data rows after the header", line=2)
+
+
+# --------------------------------------------------------------------------------------------------- threads
+
+_DONE = object()
+
+
+def prefetch(items: Iterable[T], depth: int = 1) -> Iterator[T]:
+    """Run `items` in a background thread, `depth` results ahead: CSV decoding overlaps Parquet writing.
+
+    Memory stays bounded (at most depth + 2 items alive); an exception in the producer is re-raised here.
+    """
+    slots: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        slots.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            slots.put(_DONE)
+        except BaseException as exc:  # handed to the consumer
+            slots.put(exc)
+
+    worker = threading.Thread(target=produce, name="flatfile-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = slots.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():
+            try:
+                slots.get_nowait()
+            except queue.Empty:
+                worker.join(timeout=0.05)
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"

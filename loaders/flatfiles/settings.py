@@ -1,0 +1,94 @@
+"""Constants of the flat-file datasets: S3 key layout, pipeline names, column contract, tuning knobs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class FlatFileDataset:
+    """One `-t` dataset served as one gzip CSV per NYSE session."""
+
+    name: str
+    prefix: str  # S3 prefix under the bucket, Polygon's layout
+    minute: bool  # minute files are streamed in bounded batches
+
+    @property
+    def pipeline_name(self) -> str:
+        return f"quantmini_{self.name}"
+
+    @property
+    def manifest_table(self) -> str:
+        """dlt table holding one row per fully parsed file; a session is committed only if listed here."""
+        return f"{self.name}_files"
+
+    def key(self, day: dt.date) -> str:
+        return f"{self.prefix}/{day:%Y}/{day:%m}/{day.isoformat()}.csv.gz"
+
+
+DATASETS: dict[str, FlatFileDataset] = {
+    d.name: d
+    for d in (
+        FlatFileDataset("stocks_daily", "us_stocks_sip/day_aggs_v1", minute=False),
+        FlatFileDataset("stocks_minute", "us_stocks_sip/minute_aggs_v1", minute=True),
+        FlatFileDataset("options_daily", "us_options_opra/day_aggs_v1", minute=False),
+        FlatFileDataset("options_minute", "us_options_opra/minute_aggs_v1", minute=True),
+    )
+}
+
+KEY_DATE = re.compile(r"/(\d{4})/(\d{2})/(\d{4}-\d{2}-\d{2})\.csv\.gz$")
+
+# Polygon's header, in the order it serves it; files are parsed by name, so order may differ.
+CSV_COLUMNS: tuple[str, ...] = (
+    "ticker",
+    "volume",
+    "open",
+    "close",
+    "high",
+    "low",
+    "window_start",
+    "transactions",
+)
+CSV_TYPES: dict[str, pa.DataType] = {
+    "ticker": pa.string(),
+    "volume": pa.float64(),  # Polygon sometimes serves fractional volumes
+    "open": pa.float64(),
+    "close": pa.float64(),
+    "high": pa.float64(),
+    "low": pa.float64(),
+    "window_start": pa.int64(),  # Unix nanoseconds in the file
+    "transactions": pa.int64(),
+}
+NUMERIC_COLUMNS: tuple[str, ...] = ("volume", "open", "close", "high", "low", "window_start", "transactions")
+
+# Bronze column contract (docs/architecture.md); session_date lives in the Hive folder name.
+BRONZE_SCHEMA = pa.schema(
+    [
+        ("ticker", pa.string()),
+        ("volume", pa.float64()),
+        ("open", pa.float64()),
+        ("high", pa.float64()),
+        ("low", pa.float64()),
+        ("close", pa.float64()),
+        ("window_start", pa.timestamp("us", tz="UTC")),
+        ("transactions", pa.int64()),
+        ("_source_key", pa.string()),
+        ("_source_etag", pa.string()),
+        ("_dlt_load_id", pa.string()),
+    ]
+)
+PARTITION_COLUMN = "session_date"
+
+# CSV bytes the streaming reader decodes at a time, and rows gathered before one Parquet file is written:
+# peak memory is a few batches whatever the file size.
+CSV_BLOCK_SIZE = 16 << 20
+BATCH_ROWS = 1 << 20
+
+DOWNLOAD_CHUNK = 1 << 20
+DOWNLOAD_ATTEMPTS = 6
+CONNECT_TIMEOUT = 10.0
+READ_TIMEOUT = 60.0

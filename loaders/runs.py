@@ -1,0 +1,127 @@
+"""Run ledger: one JSON line per ingest run in `$QM_DATA_DIR/runs/<dataset>.jsonl`.
+
+Each line holds the run's arguments, overall status and one item per date (flat files) or page/request
+(REST) with its own status, so `quantmini status` can show the last run and `quantmini retry-failed` can
+re-run exactly what failed. Lines are appended under a file lock; a reader skips a torn last line.
+
+Line shape::
+
+    {"run_id": "...", "dataset": "stocks_daily", "kind": "flatfiles", "started_at": "...Z",
+     "finished_at": "...Z", "status": "ok" | "failed", "args": {...},
+     "counts": {"loaded": 3, "skipped": 1, "failed": 1},
+     "items": [{"date": "2025-01-02", "key": "...", "status": "loaded", "rows": 123, ...}, ...]}
+
+Item statuses: `loaded`, `skipped` (already in bronze, same ETag), `failed` (download/HTTP error),
+`rejected` (bad input); REST items may use `page` instead of `date`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+FAILED_STATUSES = frozenset({"failed", "rejected"})
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def ledger_path(runs_dir: Path, dataset: str) -> Path:
+    return Path(runs_dir) / f"{dataset}.jsonl"
+
+
+@dataclass
+class Run:
+    """A run being recorded; `finish()` appends it to the ledger."""
+
+    runs_dir: Path
+    dataset: str
+    kind: str
+    args: dict[str, Any]
+    run_id: str = field(
+        default_factory=lambda: f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    )
+    started_at: str = field(default_factory=_now)
+    items: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, status: str, **item: Any) -> None:
+        self.items.append({"status": status, **{k: v for k, v in item.items() if v is not None}})
+
+    @property
+    def failed(self) -> bool:
+        return any(i["status"] in FAILED_STATUSES for i in self.items)
+
+    def finish(self, status: str | None = None, error: str | None = None) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "run_id": self.run_id,
+            "dataset": self.dataset,
+            "kind": self.kind,
+            "started_at": self.started_at,
+            "finished_at": _now(),
+            "status": status or ("failed" if self.failed else "ok"),
+            "args": self.args,
+            "counts": dict(Counter(i["status"] for i in self.items)),
+            "items": self.items,
+        }
+        if error:
+            record["error"] = error
+        append(self.runs_dir, self.dataset, record)
+        return record
+
+
+def start_run(runs_dir: Path, dataset: str, kind: str, args: dict[str, Any]) -> Run:
+    return Run(Path(runs_dir), dataset, kind, args)
+
+
+def append(runs_dir: Path, dataset: str, record: dict[str, Any]) -> None:
+    path = ledger_path(runs_dir, dataset)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(record, default=str, separators=(",", ":")) + "\n"
+    with FileLock(str(path) + ".lock"), open(path, "a", encoding="utf-8") as fh:
+        fh.write(line)
+
+
+def read_runs(runs_dir: Path, dataset: str | None = None) -> list[dict[str, Any]]:
+    """All recorded runs (of one dataset, or of all), oldest first."""
+    base = Path(runs_dir)
+    paths = [ledger_path(base, dataset)] if dataset else sorted(base.glob("*.jsonl"))
+    runs: list[dict[str, Any]] = []
+    for path in paths:
+        if not path.exists():
+            continue
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                runs.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a torn line from a killed writer
+    runs.sort(key=lambda r: r.get("started_at", ""))
+    return runs
+
+
+def last_run(runs_dir: Path, dataset: str) -> dict[str, Any] | None:
+    runs = read_runs(runs_dir, dataset)
+    return runs[-1] if runs else None
+
+
+def outstanding_failures(runs_dir: Path, dataset: str | None = None) -> list[dict[str, Any]]:
+    """Items whose latest recorded attempt failed (a later success clears them), with their dataset."""
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    for run in read_runs(runs_dir, dataset):
+        for item in run.get("items", []):
+            ident = item.get("date") or item.get("page") or item.get("key")
+            if ident is None:
+                continue
+            latest[(run["dataset"], str(ident))] = {
+                "dataset": run["dataset"],
+                "run_id": run["run_id"],
+                **item,
+            }
+    return [item for item in latest.values() if item["status"] in FAILED_STATUSES]
