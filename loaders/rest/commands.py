@@ -26,7 +26,7 @@ from rich.table import Table
 from loaders.rest import settings
 
 log = logging.getLogger(__name__)
-console = Console(stderr=True)
+console = Console(stderr=True, width=140)
 
 _TICKER = re.compile(r"^[A-Za-z0-9.:_\-]{1,40}$")
 
@@ -256,30 +256,18 @@ def _root_cause(exc: BaseException) -> str:
 
 
 def _summary(outcomes: Sequence[Outcome]) -> Table:
-    table = Table(title="REST ingest")
-    for name in (
-        "dataset",
-        "pipeline",
-        "mode",
-        "window",
-        "rows",
-        "pages",
-        "requests",
-        "retries",
-        "429s",
-        "s",
-        "status",
-    ):
+    """One line per dataset; errors are printed in full below the table."""
+    table = Table(title="REST ingest", title_justify="left")
+    for name in ("dataset", "mode", "window", "rows", "pages", "requests", "retries", "429s", "s", "status"):
         table.add_column(
-            name, justify="right" if name in {"pages", "requests", "retries", "429s", "s"} else "left"
+            name, justify="left" if name in {"dataset", "mode", "window", "rows", "status"} else "right"
         )
     for o in outcomes:
-        rows = ", ".join(f"{t}={n:,}" for t, n in sorted(o.rows.items())) or "0"
+        rows = "\n".join(f"{t} {n:,}" for t, n in sorted(o.rows.items())) or "0"
         pages = f"{o.pages}" + (f" ({o.resumed_pages} resumed)" if o.resumed_pages else "")
-        status = "[green]ok[/green]" if o.ok else f"[red]failed: {o.error}[/red]"
+        status = "[green]ok[/green]" if o.ok else "[red]FAILED[/red]"
         table.add_row(
             o.dataset,
-            o.pipeline,
             o.mode,
             o.window,
             rows,
@@ -373,5 +361,8 @@ def ingest_command(
         for name in datasets
     ]
     console.print(_summary(outcomes))
+    for o in outcomes:
+        if not o.ok:
+            console.print(f"[red]{o.dataset} ({o.pipeline}) failed:[/red] {o.error}", highlight=False)
     _record(outcomes, start, end)
     return 0 if all(o.ok for o in outcomes) else 1
