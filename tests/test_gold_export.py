@@ -1,0 +1,275 @@
+"""Gold export without Qlib: file layout, NaN padding, incremental == full byte for byte, bad input."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from loaders import calendar as nyse
+from loaders.gold.exporter import DAILY_FIELDS, export_duckdb_file, parse_features
+from loaders.gold.symbols import feature_dir_name, to_qlib_symbol
+from loaders.gold.synthetic import daily_table, minute_table, write_silver
+from loaders.gold.writer import MANIFEST_NAME, ExportError
+
+START, END = dt.date(2024, 6, 3), dt.date(2024, 9, 30)
+MINUTE_DAYS = [dt.date(2024, 7, 2), dt.date(2024, 7, 3), dt.date(2024, 7, 5)]  # 07-03 is a half day
+
+
+def tree_bytes(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def read_bin(path: Path) -> np.ndarray:
+    return np.fromfile(path, dtype="<f4")
+
+
+def assert_same_tree(a: Path, b: Path) -> None:
+    left, right = tree_bytes(a), tree_bytes(b)
+    assert sorted(left) == sorted(right)
+    different = [name for name in left if left[name] != right[name]]
+    assert not different, f"files differ: {different[:5]}"
+
+
+@pytest.fixture()
+def silver() -> tuple[pa.Table, pa.Table]:
+    daily = daily_table(12, START, END, seed=3)
+    minute = minute_table(daily, MINUTE_DAYS, ["ABCpA", "CON", "BRK.B", "TA"], seed=5)
+    return daily, minute
+
+
+def rows_until(table: pa.Table, last: dt.date) -> pa.Table:
+    return table.filter(pa.compute.less_equal(table.column("session_date"), pa.scalar(last, pa.date32())))
+
+
+def test_full_export_layout_follows_the_qlib_contract(
+    tmp_path: Path, silver: tuple[pa.Table, pa.Table]
+) -> None:
+    daily, minute = silver
+    # no ticker trades on 2024-07-05: the calendar still has it (it comes from NYSE, not from the data)
+    gap = dt.date(2024, 7, 8)
+    daily = daily.filter(pa.compute.not_equal(daily.column("session_date"), pa.scalar(gap, pa.date32())))
+    write_silver(tmp_path / "q.duckdb", daily, minute)
+    root = tmp_path / "qlib"
+    export_duckdb_file(tmp_path / "q.duckdb", root)
+
+    days = (root / "calendars" / "day.txt").read_text().splitlines()
+    first = min(daily.column("session_date").to_pylist())
+    last = max(daily.column("session_date").to_pylist())
+    assert days == [d.isoformat() for d in nyse.sessions(first, last)]
+    assert gap.isoformat() in days and "2024-07-04" not in days
+
+    rows = daily.to_pylist()
+    by_ticker: dict[str, list[dict]] = {}
+    for row in rows:
+        by_ticker.setdefault(row["ticker"], []).append(row)
+    inst = [line.split("\t") for line in (root / "instruments" / "all.txt").read_text().splitlines()]
+    assert [i[0] for i in inst] == [to_qlib_symbol(t) for t in sorted(by_ticker)]
+    for (symbol, start, end), ticker in zip(inst, sorted(by_ticker), strict=True):
+        assert (start, end) == (
+            by_ticker[ticker][0]["session_date"].isoformat(),
+            by_ticker[ticker][-1]["session_date"].isoformat(),
+        )
+        folder = root / "features" / feature_dir_name(symbol)
+        expected_files = {f"{f}.day.bin" for f in (*DAILY_FIELDS, "return_1d", "rsi_14")}
+        assert expected_files <= {p.name for p in folder.iterdir()}
+        close = read_bin(folder / "close.day.bin")
+        assert close[0] == days.index(start)
+        assert len(close) == days.index(end) - days.index(start) + 2
+        values = dict(
+            zip((r["session_date"].isoformat() for r in by_ticker[ticker]), by_ticker[ticker], strict=True)
+        )
+        for k, day in enumerate(days[days.index(start) : days.index(end) + 1], start=1):
+            if day in values:
+                assert close[k] == np.float32(values[day]["adj_close"])
+            else:
+                assert np.isnan(close[k]), (ticker, day)
+    # CON is a Windows device name: Qlib reads it from _qlib_con, as its code_to_fname says
+    assert (root / "features" / "_qlib_con" / "close.day.bin").exists()
+    assert (root / "features" / "abc_pa").is_dir() and (root / "features" / "abcpa").is_dir()
+
+    minutes = (root / "calendars" / "1min.txt").read_text().splitlines()
+    assert len(minutes) == 390 + 210 + 390
+    assert minutes[0] == "2024-07-02 09:30:00" and minutes[389] == "2024-07-02 15:59:00"
+    assert minutes[390] == "2024-07-03 09:30:00" and minutes[599] == "2024-07-03 12:59:00"
+    m_inst = (root / "instruments" / "all_1min.txt").read_text().splitlines()
+    assert m_inst and all(line.count("\t") == 2 for line in m_inst)
+
+
+def test_minute_bins_are_adjusted_with_the_daily_factor(
+    tmp_path: Path, silver: tuple[pa.Table, pa.Table]
+) -> None:
+    daily, minute = silver
+    write_silver(tmp_path / "q.duckdb", daily, minute)
+    root = tmp_path / "qlib"
+    stats = export_duckdb_file(tmp_path / "q.duckdb", root)
+    assert any("outside regular trading hours" in n for n in stats[1].notes)
+    calendar = (root / "calendars" / "1min.txt").read_text().splitlines()
+    con = duckdb.connect(str(tmp_path / "q.duckdb"), read_only=True)
+    rows = con.execute(
+        """
+        select m.ticker, strftime(timezone('America/New_York', m.bar_start_at), '%Y-%m-%d %H:%M:%S') as label,
+               m.close * d.adj_factor, m.volume / d.adj_factor, d.adj_factor
+        from main_staging.stg_polygon__stocks_minute m
+        join fct_stock_features_daily d using (ticker, session_date)
+        """
+    ).fetchall()
+    con.close()
+    checked = 0
+    for ticker, label, close, volume, factor in rows:
+        if label not in calendar:
+            continue  # pre-market bar
+        folder = root / "features" / feature_dir_name(to_qlib_symbol(ticker))
+        arr_close = read_bin(folder / "close.1min.bin")
+        k = calendar.index(label) - int(arr_close[0]) + 1
+        assert arr_close[k] == np.float32(close)
+        assert read_bin(folder / "volume.1min.bin")[k] == np.float32(volume)
+        assert read_bin(folder / "factor.1min.bin")[k] == np.float32(factor)
+        checked += 1
+    assert checked > 1000
+
+
+def test_incremental_appends_and_rewrites_match_a_full_export(
+    tmp_path: Path, silver: tuple[pa.Table, pa.Table]
+) -> None:
+    daily, minute = silver
+    db = tmp_path / "q.duckdb"
+    inc, full = tmp_path / "inc" / "qlib", tmp_path / "full" / "qlib"
+
+    # day 1: data up to 2024-08-30, minute bars of the first two sessions; KIMpL misses a day in August
+    abc_days = [r["session_date"] for r in daily.to_pylist() if r["ticker"] == "KIMpL"]
+    missing = [d for d in abc_days if dt.date(2024, 8, 10) < d < dt.date(2024, 8, 25)][0]
+    hole = pa.compute.and_(
+        pa.compute.equal(daily.column("ticker"), "KIMpL"),
+        pa.compute.equal(daily.column("session_date"), pa.scalar(missing, pa.date32())),
+    )
+    assert hole.to_pylist().count(True) == 1
+    first = rows_until(daily.filter(pa.compute.invert(hole)), dt.date(2024, 8, 30))
+    write_silver(
+        db,
+        first,
+        minute.filter(pa.compute.less(minute.column("session_date"), pa.scalar(MINUTE_DAYS[2], pa.date32()))),
+    )
+    export_duckdb_file(db, inc)
+
+    # day 2: four more sessions (some tickers skip some), the minute session after a holiday
+    write_silver(db, rows_until(daily.filter(pa.compute.invert(hole)), dt.date(2024, 9, 5)), minute)
+    stats = export_duckdb_file(db, inc)
+    assert stats[0].mode == "incremental" and stats[0].appended > 0 and stats[0].rewritten == 0
+    assert stats[1].mode == "incremental" and stats[1].appended > 0
+    export_duckdb_file(db, full, full=True)
+    assert_same_tree(inc, full)
+
+    # day 3: a backfilled day in the middle of KIMpL, a split that rescales TA's history, CON delisted
+    updated = rows_until(daily, dt.date(2024, 9, 30))
+    ticker = updated.column("ticker")
+    factor = pa.compute.if_else(
+        pa.compute.equal(ticker, "TA"),
+        pa.compute.multiply(updated.column("adj_factor"), 0.25),
+        updated.column("adj_factor"),
+    )
+    updated = updated.set_column(updated.schema.get_field_index("adj_factor"), "adj_factor", factor)
+    updated = updated.filter(pa.compute.not_equal(ticker, "CON"))
+    write_silver(db, updated, minute)
+    stats = export_duckdb_file(db, inc)
+    assert stats[0].mode == "incremental"
+    assert stats[0].rewritten >= 2 and stats[0].removed == 1 and stats[0].appended > 0
+    assert not (inc / "features" / "_qlib_con").exists()
+    export_duckdb_file(db, full, full=True)
+    assert_same_tree(inc, full)
+
+    # an unchanged re-run writes nothing and changes no byte
+    before = tree_bytes(inc)
+    stats = export_duckdb_file(db, inc)
+    assert stats[0].files == 0 and stats[1].files == 0
+    assert tree_bytes(inc) == before
+
+
+def test_incremental_repairs_a_file_left_short_by_an_interrupted_export(
+    tmp_path: Path, silver: tuple[pa.Table, pa.Table]
+) -> None:
+    daily, _ = silver
+    db = tmp_path / "q.duckdb"
+    write_silver(db, rows_until(daily, dt.date(2024, 8, 30)), None)
+    root = tmp_path / "qlib"
+    export_duckdb_file(db, root, minute=False)
+    victim = root / "features" / "brk.b" / "close.day.bin"
+    victim.write_bytes(victim.read_bytes()[:-8])
+    write_silver(db, daily, None)
+    stats = export_duckdb_file(db, root, minute=False)
+    assert stats[0].rewritten == 1
+    export_duckdb_file(db, tmp_path / "full", full=True, minute=False)
+    assert_same_tree(root, tmp_path / "full")
+
+
+def test_changing_the_feature_list_rewrites_the_day_provider(
+    tmp_path: Path, silver: tuple[pa.Table, pa.Table]
+) -> None:
+    daily, _ = silver
+    write_silver(tmp_path / "q.duckdb", daily, None)
+    root = tmp_path / "qlib"
+    export_duckdb_file(tmp_path / "q.duckdb", root, minute=False)
+    stats = export_duckdb_file(tmp_path / "q.duckdb", root, features=("rsi_14",), minute=False)
+    assert stats[0].mode == "full"
+    assert not list((root / "features").glob("*/return_1d.day.bin"))
+    manifest = json.loads((root / MANIFEST_NAME).read_text())
+    assert manifest["day"]["fields"][-1] == "rsi_14"
+
+
+def test_duplicate_rows_are_rejected_with_ticker_and_date(
+    tmp_path: Path, silver: tuple[pa.Table, pa.Table]
+) -> None:
+    daily, _ = silver
+    write_silver(tmp_path / "q.duckdb", pa.concat_tables([daily, daily.slice(5, 1)]), None)
+    with pytest.raises(ExportError, match=r"ticker 'A' has more than one row at 2024-06-10"):
+        export_duckdb_file(tmp_path / "q.duckdb", tmp_path / "qlib", minute=False)
+
+
+def test_a_row_on_a_non_session_day_is_rejected(tmp_path: Path, silver: tuple[pa.Table, pa.Table]) -> None:
+    daily, _ = silver
+    bad = daily.slice(0, 1)
+    bad = bad.set_column(1, "session_date", pa.array([dt.date(2024, 7, 4)], pa.date32()))
+    write_silver(tmp_path / "q.duckdb", pa.concat_tables([daily, bad]), None)
+    with pytest.raises(
+        ExportError, match=r"ticker 'A' has a row at 2024-07-04, which is not in the NYSE day calendar"
+    ):
+        export_duckdb_file(tmp_path / "q.duckdb", tmp_path / "qlib", minute=False)
+
+
+def test_missing_columns_and_bad_feature_names_are_named(
+    tmp_path: Path, silver: tuple[pa.Table, pa.Table]
+) -> None:
+    daily, _ = silver
+    write_silver(tmp_path / "q.duckdb", daily.drop_columns(["adj_vwap"]), None)
+    with pytest.raises(ExportError, match=r"fct_stock_features_daily .*missing column\(s\) adj_vwap"):
+        export_duckdb_file(tmp_path / "q.duckdb", tmp_path / "qlib", minute=False)
+    write_silver(tmp_path / "q.duckdb", daily, None)
+    with pytest.raises(ExportError, match=r"missing column\(s\) no_such_feature \(has: "):
+        export_duckdb_file(
+            tmp_path / "q.duckdb", tmp_path / "qlib", features=("no_such_feature",), minute=False
+        )
+    with pytest.raises(ExportError, match="lower-case"):
+        parse_features("RSI_14")
+    assert parse_features(" return_1d, rsi_14 ,") == ("return_1d", "rsi_14")
+
+
+def test_export_command_reports_errors_and_writes_the_data_dir(
+    tmp_path: Path, silver: tuple[pa.Table, pa.Table], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loaders.gold.commands import export_command
+
+    monkeypatch.setenv("QM_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("QM_QLIB_FEATURES", "rsi_14")
+    assert export_command(full=False, minute=True) == 1  # no silver database yet
+    daily, minute = silver
+    write_silver(tmp_path / "quantmini.duckdb", daily, minute)
+    assert export_command(full=False, minute=True) == 0
+    root = tmp_path / "gold" / "qlib"
+    assert (root / "calendars" / "day.txt").exists() and (root / "calendars" / "1min.txt").exists()
+    assert (root / "features" / "a" / "rsi_14.day.bin").exists()
+    assert not (root / "features" / "a" / "return_1d.day.bin").exists()
