@@ -1,0 +1,61 @@
+"""Ticker <-> Qlib name mapping: round trip, one folder per ticker, and Qlib's own folder rule."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+
+from loaders.gold.symbols import SymbolError, feature_dir_name, from_qlib_symbol, to_qlib_symbol
+
+AWKWARD = [
+    "ABCpA", "ABCPA", "ABCpa", "abcpa", "BRK.B", "BRK.b", "CON", "con", "Con", "COM1", "LPT9", "NUL", "AUX",
+    "qLIBcON", "_qlib_CON", "A_B", "A%5FB", "A%B", "..", ".", "O:SPY251219C00650000", "É", "X Y", "a/b", "q", "Q",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("ticker", AWKWARD)
+def test_round_trip_through_symbol_and_folder(ticker: str) -> None:
+    symbol = to_qlib_symbol(ticker)
+    assert from_qlib_symbol(symbol) == ticker
+    assert from_qlib_symbol(feature_dir_name(symbol)) == ticker
+    folder = feature_dir_name(symbol)
+    assert "/" not in folder and folder not in (".", "..")
+
+
+def test_case_variants_and_escapes_never_share_a_folder() -> None:
+    rng = random.Random(5)
+    alphabet = "ABCpqlbiw.CONXYZ_%1"
+    tickers = set(AWKWARD)
+    for length in range(1, 5):
+        tickers.update("".join(p) for p in itertools.product("AaPpQq", repeat=length))
+    tickers.update("".join(rng.choice(alphabet) for _ in range(rng.randint(1, 8))) for _ in range(20000))
+    folders = {feature_dir_name(to_qlib_symbol(t)) for t in tickers}
+    assert len(folders) == len(tickers)
+
+
+def test_readable_names_for_the_usual_cases() -> None:
+    assert to_qlib_symbol("AAPL") == "AAPL"
+    assert to_qlib_symbol("BRK.B") == "BRK.B"
+    assert to_qlib_symbol("KIMpL") == "KIM_pL"
+    assert feature_dir_name("CON") == "_qlib_con"
+
+
+def test_bad_names_are_rejected_with_the_name() -> None:
+    with pytest.raises(SymbolError, match="non-empty"):
+        to_qlib_symbol("")
+    with pytest.raises(SymbolError, match="'A_1'"):
+        from_qlib_symbol("A_1")
+    with pytest.raises(SymbolError, match="'A%G1'"):
+        from_qlib_symbol("A%G1")
+
+
+@pytest.mark.qlib
+def test_folder_is_what_qlib_reads_for_the_name() -> None:
+    from qlib.utils import code_to_fname
+
+    for ticker in AWKWARD:
+        symbol = to_qlib_symbol(ticker)
+        # FileFeatureStorage lower-cases the instrument after code_to_fname
+        assert code_to_fname(symbol).lower() == feature_dir_name(symbol)
