@@ -18,6 +18,7 @@ import json
 import math
 import threading
 import time
+import weakref
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, is_dataclass
@@ -310,8 +311,19 @@ def _options_source(market: Any, today: dt.date, params: dict[str, str]) -> list
     return _expired_contracts(market, as_of)
 
 
+_EXPIRED: weakref.WeakKeyDictionary[Any, dict[dt.date, list[Record]]] = weakref.WeakKeyDictionary()
+_EXPIRED_LOCK = threading.Lock()
+
+
 def _expired_contracts(market: Any, as_of: dt.date) -> list[Record]:
-    """Contracts that had expired by `as_of`: each is still listed on its own last trading day."""
+    """Contracts that had expired by `as_of`: each is still listed on its own last trading day.
+
+    Scanning every session costs about a second on the default market, so the answer is kept per day.
+    """
+    with _EXPIRED_LOCK:
+        known = _EXPIRED.setdefault(market, {}).get(as_of)
+    if known is not None:
+        return known
     seen: dict[str, Record] = {}
     for day in market.sessions:
         if day >= as_of:
@@ -319,7 +331,10 @@ def _expired_contracts(market: Any, as_of: dt.date) -> list[Record]:
         for contract in market.options_contracts(day):
             if contract["expiration_date"] == day.isoformat():
                 seen[contract["ticker"]] = contract
-    return list(seen.values())
+    found = list(seen.values())
+    with _EXPIRED_LOCK:
+        _EXPIRED.setdefault(market, {})[as_of] = found
+    return found
 
 
 def _short_interest_source(market: Any, today: dt.date, params: dict[str, str]) -> list[Record]:
