@@ -68,20 +68,25 @@ def _sql_list(files: list[Path]) -> str:
 # ---- bronze -------------------------------------------------------------------------------------------
 
 
-def check_schemas(settings: Settings, dataset: str, files: list[Path], report: Report) -> None:
-    """Every file has the dataset's majority schema; flat files also match the bronze column contract."""
+def check_schemas(settings: Settings, dataset: str, files: list[Path], report: Report) -> set[Path]:
+    """Every file has the dataset's majority schema; flat files also match the bronze column contract.
+
+    Returns the files whose footer cannot be read (the data scan skips them).
+    """
     import pyarrow.parquet as pq
 
     schemas: dict[Path, dict[str, str]] = {}
+    unreadable: set[Path] = set()
     for f in files:
         try:
             schema = pq.read_schema(f)
         except Exception as exc:
             report.add("bronze", dataset, _rel(settings, f), f"unreadable Parquet footer: {exc}")
+            unreadable.add(f)
             continue
         schemas[f] = {name: str(schema.field(name).type) for name in schema.names if name != "session_date"}
     if not schemas:
-        return
+        return unreadable
     signature = Counter(tuple(sorted(s.items())) for s in schemas.values())
     majority = dict(signature.most_common(1)[0][0])
     for f, s in schemas.items():
@@ -112,89 +117,87 @@ def check_schemas(settings: Settings, dataset: str, files: list[Path], report: R
                     f"bronze/{dataset}",
                     f"column {column} is {majority[column]}, contract says {allowed[0]}",
                 )
+    return unreadable
+
+
+def _scan(con: Any, dataset: str, files: list[Path], cols: set[str], report: Report) -> None:
+    """One DuckDB pass over `files`: per-session counts, duplicates, key/folder agreement, sane prices."""
+    source = f"read_parquet({_sql_list(files)}, hive_partitioning = true, union_by_name = true)"
+    if spec(dataset).kind != "flatfile" or not {"ticker", "window_start", "session_date"} <= cols:
+        # every column is touched so corrupt pages surface, not only footers
+        con.execute(f"select count(*), sum(hash(*columns(*))) from {source}").fetchall()
+        return
+    key_check = (
+        "sum(case when _source_key is null or _source_key not like "
+        "'%' || strftime(session_date, '%Y-%m-%d') || '.csv.gz' then 1 else 0 end)"
+        if "_source_key" in cols
+        else "0"
+    )
+    rows = con.execute(
+        f"""
+        select session_date, count(*), count(distinct ticker),
+               count(*) - count(distinct (ticker, window_start)),
+               {key_check},
+               sum(case when close is null or close < 0 or high < low then 1 else 0 end),
+               sum(hash(*columns(*)))
+        from {source} group by session_date order by session_date
+        """
+    ).fetchall()
+    counts: dict[dt.date, tuple[int, int]] = {}
+    for day, n, tickers, dups, bad_key, bad_price, _ in rows:
+        day = dt.date.fromisoformat(str(day))
+        counts[day] = (int(n), int(tickers))
+        where = f"session_date={day}"
+        if dups:
+            report.add("bronze", dataset, where, f"{dups} duplicate (ticker, window_start) rows")
+        if bad_key:
+            report.add("bronze", dataset, where, f"{bad_key} rows whose _source_key is for another date")
+        if bad_price:
+            report.add("bronze", dataset, where, f"{bad_price} rows with null/negative close or high < low")
+    report.bronze_counts[dataset] = counts
 
 
 def read_bronze(settings: Settings, dataset: str, files: list[Path], report: Report) -> None:
-    """DuckDB reads every row of every file; per-session counts, duplicates and key/folder agreement."""
+    """DuckDB reads every row of every file; unreadable files are named and the rest still checked."""
     import duckdb
 
+    if not files:
+        return
     con = duckdb.connect()
-    flat = spec(dataset).kind == "flatfile"
     try:
         cols = {
             r[0]
-            for r in con.execute(f"describe select * from read_parquet({_sql_list(files[:1])})").fetchall()
-        }
-    except duckdb.Error as exc:
-        cols = set()
-        report.add("bronze", dataset, _rel(settings, files[0]), f"DuckDB cannot read: {exc}")
-    source = f"read_parquet({_sql_list(files)}, hive_partitioning = true, union_by_name = true)"
-    try:
-        if flat and {"ticker", "window_start"} <= cols:
-            key_check = (
-                "sum(case when _source_key is null or _source_key not like "
-                "'%' || strftime(session_date, '%Y-%m-%d') || '.csv.gz' then 1 else 0 end)"
-                if "_source_key" in cols
-                else "0"
-            )
-            rows = con.execute(
-                f"""
-                select session_date, count(*), count(distinct ticker),
-                       count(*) - count(distinct (ticker, window_start)),
-                       {key_check},
-                       sum(case when close is null or close < 0 or high < low then 1 else 0 end)
-                from {source} group by session_date order by session_date
-                """
+            for r in con.execute(
+                f"describe select * from read_parquet({_sql_list(files[:1])}, hive_partitioning = true)"
             ).fetchall()
-            counts: dict[dt.date, tuple[int, int]] = {}
-            for day, n, tickers, dups, bad_key, bad_price in rows:
-                day = dt.date.fromisoformat(str(day))
-                counts[day] = (int(n), int(tickers))
-                if dups:
-                    report.add(
-                        "bronze",
-                        dataset,
-                        f"session_date={day}",
-                        f"{dups} duplicate (ticker, window_start) rows",
-                    )
-                if bad_key:
-                    report.add(
-                        "bronze",
-                        dataset,
-                        f"session_date={day}",
-                        f"{bad_key} rows whose _source_key is for another date",
-                    )
-                if bad_price:
-                    report.add(
-                        "bronze",
-                        dataset,
-                        f"session_date={day}",
-                        f"{bad_price} rows with null/negative close or high < low",
-                    )
-            report.bronze_counts[dataset] = counts
-        else:
-            # every column is touched so corrupt pages surface, not only footers
-            con.execute(f"select count(*), sum(length(cast(columns(*) as varchar))) from {source}").fetchall()
-    except duckdb.Error as exc:
-        # pinpoint: retry file by file to name the unreadable ones
-        bad = 0
+        }
+        try:
+            _scan(con, dataset, files, cols, report)
+            return
+        except duckdb.Error as exc:
+            whole = str(exc).splitlines()[0]
+        good: list[Path] = []
         for f in files:
             try:
                 con.execute(
-                    f"select count(*), sum(length(cast(columns(*) as varchar))) from read_parquet({_sql_list([f])})"
+                    f"select count(*), sum(hash(*columns(*))) from read_parquet({_sql_list([f])})"
                 ).fetchall()
+                good.append(f)
             except duckdb.Error as file_exc:
-                bad += 1
                 report.add(
                     "bronze",
                     dataset,
                     _rel(settings, f),
                     f"DuckDB cannot read: {str(file_exc).splitlines()[0]}",
                 )
-        if not bad:
+        if len(good) == len(files):
             report.add(
-                "bronze", dataset, f"bronze/{dataset}", f"DuckDB cannot read the dataset as a whole: {exc}"
+                "bronze", dataset, f"bronze/{dataset}", f"DuckDB cannot read the dataset as a whole: {whole}"
             )
+        elif good:
+            _scan(con, dataset, good, cols, report)
+    except duckdb.Error as exc:
+        report.add("bronze", dataset, f"bronze/{dataset}", f"DuckDB cannot read: {str(exc).splitlines()[0]}")
     finally:
         con.close()
 
@@ -204,8 +207,8 @@ def check_bronze(settings: Settings, dataset: str, report: Report) -> None:
     if not files:
         return
     report.checked.append(f"bronze/{dataset}: {len(files)} files")
-    check_schemas(settings, dataset, files, report)
-    read_bronze(settings, dataset, files, report)
+    unreadable = check_schemas(settings, dataset, files, report)
+    read_bronze(settings, dataset, [f for f in files if f not in unreadable], report)
 
 
 # ---- silver -------------------------------------------------------------------------------------------

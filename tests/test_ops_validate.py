@@ -1,0 +1,167 @@
+"""validate, status and report on hand-made bronze/silver/gold: clean data passes, each kind of damage is named."""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from test_ops_support import bronze_table, write_bronze
+
+from loaders import calendar
+from loaders.config import load_settings
+from loaders.gold.symbols import feature_dir_name, to_qlib_symbol
+from loaders.ops import report, status, validate
+
+TICKERS = ["AAPL", "BRK.B", "KIMpL", "CON"]
+DAYS = calendar.sessions("2025-05-01", "2025-06-30")
+
+
+@pytest.fixture()
+def lake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Consistent bronze, silver mart and gold provider dir for TICKERS over DAYS."""
+    import duckdb
+
+    monkeypatch.setenv("QM_DATA_DIR", str(tmp_path))
+    write_bronze(tmp_path, "stocks_daily", DAYS, TICKERS)
+    con = duckdb.connect(str(tmp_path / "quantmini.duckdb"))
+    con.execute("create schema main_marts")
+    con.execute(
+        "create table main_marts.fct_stock_features_daily "
+        "(ticker varchar, session_date date, close double, adj_factor double, adj_close double)"
+    )
+    rows = [(t, d, 10.5, 1.0, 10.5 + i) for i, t in enumerate(TICKERS) for d in DAYS]
+    con.executemany("insert into main_marts.fct_stock_features_daily values (?, ?, ?, ?, ?)", rows)
+    con.close()
+    gold = tmp_path / "gold" / "qlib"
+    (gold / "calendars").mkdir(parents=True)
+    (gold / "instruments").mkdir()
+    (gold / "calendars" / "day.txt").write_text("".join(f"{d}\n" for d in DAYS))
+    (gold / "instruments" / "all.txt").write_text(
+        "".join(f"{to_qlib_symbol(t)}\t{DAYS[0]}\t{DAYS[-1]}\n" for t in TICKERS)
+    )
+    for i, t in enumerate(TICKERS):
+        folder = gold / "features" / feature_dir_name(to_qlib_symbol(t))
+        folder.mkdir(parents=True)
+        np.array([0] + [10.5 + i] * len(DAYS), dtype="<f4").tofile(folder / "close.day.bin")
+    return tmp_path
+
+
+def _problems(lake: Path) -> list[validate.Problem]:
+    return validate.validate(load_settings()).problems
+
+
+def test_consistent_layers_validate_clean(lake: Path) -> None:
+    assert _problems(lake) == []
+    assert validate.validate_command(json_path=lake / "v.json") == 0
+    assert json.loads((lake / "v.json").read_text())["ok"] is True
+
+
+def test_schema_drift_duplicates_and_corrupt_files_are_named(lake: Path) -> None:
+    folder = lake / "bronze" / "stocks_daily"
+    drifted = bronze_table("stocks_daily", DAYS[3], TICKERS).set_column(
+        7, "transactions", pa.array([1.0] * len(TICKERS), pa.float64())
+    )
+    pq.write_table(drifted, folder / f"session_date={DAYS[3]}" / "1700000000.1-0.parquet")
+    dup = bronze_table("stocks_daily", DAYS[5], TICKERS)
+    pq.write_table(
+        pa.concat_tables([dup, dup.slice(0, 1)]),
+        folder / f"session_date={DAYS[5]}" / "1700000000.1-0.parquet",
+    )
+    corrupt = folder / f"session_date={DAYS[7]}" / "1700000000.1-0.parquet"
+    corrupt.write_bytes(corrupt.read_bytes()[:200])
+    problems = _problems(lake)
+    text = "\n".join(f"{p.layer} {p.where} {p.message}" for p in problems)
+    assert f"session_date={DAYS[3]}" in text and "transactions is double, elsewhere int64" in text
+    assert f"session_date={DAYS[5]} 1 duplicate (ticker, window_start) rows" in text
+    assert f"session_date={DAYS[7]}/1700000000.1-0.parquet" in text
+    assert validate.validate_command() == 1
+
+
+def test_silver_behind_bronze_and_gold_disagreeing_with_silver(lake: Path) -> None:
+    import duckdb
+
+    write_bronze(lake, "stocks_daily", calendar.sessions("2025-07-01", "2025-07-02"), TICKERS)
+    with duckdb.connect(str(lake / "quantmini.duckdb")) as con:
+        con.execute(
+            "delete from main_marts.fct_stock_features_daily where ticker = 'CON' and session_date = ?",
+            [DAYS[10]],
+        )
+    aapl = lake / "gold" / "qlib" / "features" / "aapl" / "close.day.bin"
+    values = np.fromfile(aapl, dtype="<f4")
+    values[1:] = 99.0
+    values.tofile(aapl)
+    problems = _problems(lake)
+    silver = [p.message for p in problems if p.layer == "silver"]
+    assert any("2 bronze sessions missing: 2025-07-01, 2025-07-02" in m for m in silver)
+    assert any(f"first {DAYS[10]}: bronze 4, silver 3" in m for m in silver)
+    gold = [p.message for p in problems if p.layer == "gold"]
+    assert any("sampled values disagree" in m and "AAPL" in m for m in gold)
+
+
+def test_gold_missing_instrument_and_calendar_sessions(lake: Path) -> None:
+    gold = lake / "gold" / "qlib"
+    (gold / "calendars" / "day.txt").write_text("".join(f"{d}\n" for d in DAYS[:-1]))
+    (gold / "instruments" / "all.txt").write_text(
+        "".join(f"{to_qlib_symbol(t)}\t{DAYS[0]}\t{DAYS[-1]}\n" for t in TICKERS[:-1])
+    )
+    messages = [f"{p.where}: {p.message}" for p in _problems(lake) if p.layer == "gold"]
+    assert any(m.startswith("calendars/day.txt: 1 silver sessions missing") for m in messages)
+    assert any(m.startswith("instruments/all.txt: 1 silver tickers missing: CON") for m in messages)
+
+
+def test_status_counts_sessions_rows_and_last_run(lake: Path) -> None:
+    from loaders import runs
+
+    settings = load_settings()
+    run = runs.start_run(settings.runs_dir, "stocks_daily", "flatfiles", {})
+    run.add("loaded", date=str(DAYS[0]))
+    run.add("failed", date=str(DAYS[1]))
+    run.finish()
+    (lake / "bronze" / "stocks_daily" / f"session_date={DAYS[2]}" / "1700000000.1-0.parquet").unlink()
+    rows = {r.dataset: r for r in status.collect(settings)}
+    daily = rows["stocks_daily"]
+    assert (daily.first, daily.last) == (DAYS[0], DAYS[-1])
+    assert (daily.present, daily.missing) == (len(DAYS) - 1, 1)
+    assert daily.rows == (len(DAYS) - 1) * len(TICKERS) and daily.bytes > 0
+    assert daily.last_run_result == "failed (1 failed, 1 loaded)"
+    assert rows["news"].files == 0 and rows["news"].last_run_at is None
+    assert status.status_command() == 0
+
+
+class _Cells(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.cells: list[dict[str, str | None]] = []
+        self.tags: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.add(tag)
+        if tag == "rect" and ("class", "cell") in attrs:
+            self.cells.append(dict(attrs))
+
+
+def test_report_writes_a_self_contained_heat_map(lake: Path) -> None:
+    landing = lake / "landing" / "flatfiles" / "us_stocks_sip" / "day_aggs_v1" / "2025" / "05"
+    landing.mkdir(parents=True)
+    (landing / "2025-05-01.csv.gz").write_bytes(b"z" * 50_000)
+    (lake / "bronze" / "stocks_daily" / f"session_date={DAYS[2]}" / "1700000000.1-0.parquet").unlink()
+    out = lake / "reports" / "coverage.html"
+    assert report.report_command(json_path=lake / "reports" / "coverage.json") == 0
+    page = out.read_text()
+    parser = _Cells()
+    parser.feed(page)
+    assert {"svg", "table", "title"} <= parser.tags
+    assert "<script" not in page and "http://" not in page.replace("http://www.w3.org/2000/svg", "")
+    by_month = {
+        c["data-month"]: (int(c["data-present"] or 0), int(c["data-sessions"] or 0)) for c in parser.cells
+    }
+    may = len([d for d in DAYS if d.month == 5])
+    assert by_month == {"2025-05": (may - 1, may), "2025-06": (len(DAYS) - may, len(DAYS) - may)}
+    summary = json.loads((lake / "reports" / "coverage.json").read_text())["datasets"][0]
+    assert summary["instruments"] == len(TICKERS) and summary["start"] == str(DAYS[0])
+    assert summary["compression_ratio"] == pytest.approx(50_000 / summary["bronze_bytes"], abs=1e-3)
