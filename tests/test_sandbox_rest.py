@@ -47,8 +47,7 @@ def client(sandbox: Any) -> Iterator[httpx.Client]:
 def faults(sandbox: Any) -> Iterator[Any]:
     """The sandbox's faults, put back to calm after the test whatever it changed."""
     yield sandbox.faults
-    for name, value in (("error_rate", 0.0), ("latency", 0.0), ("truncate_rate", 0.0), ("rate_limit", None)):
-        setattr(sandbox.faults, name, value)
+    sandbox.faults.update(error_rate=0.0, latency=0.0, truncate_rate=0.0, rate_limit=None)
 
 
 def get_json(client: httpx.Client, path: str, **params: Any) -> Any:

@@ -17,7 +17,6 @@ import hmac
 import json
 import math
 import threading
-import time
 import weakref
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
@@ -60,7 +59,6 @@ BAD_GATEWAY_HTML = (
 )
 GZIP_MIN_BYTES = 1024
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
-FAULT_FIELDS = ("error_rate", "latency", "truncate_rate", "rate_limit", "missing_days", "republished")
 
 # field lists of the list endpoints' result items, from the OpenAPI spec (detail endpoints return more)
 TICKER_LIST_FIELDS = (
@@ -362,30 +360,6 @@ LISTS: dict[str, tuple[ListEndpoint, Source]] = {
 # --- server state --------------------------------------------------------------------------------------
 
 
-class _TokenBucket:
-    """Requests-per-second limiter; answers how long to wait when a request must be refused."""
-
-    def __init__(self) -> None:
-        self._rate: float | None = None
-        self._tokens = 0.0
-        self._stamp = time.monotonic()
-
-    def take(self, rate: float | None) -> float | None:
-        if not rate or rate <= 0:
-            self._rate = None
-            return None
-        now = time.monotonic()
-        capacity = max(1.0, rate)
-        if rate != self._rate:
-            self._rate, self._tokens = rate, capacity
-        self._tokens = min(capacity, self._tokens + (now - self._stamp) * rate)
-        self._stamp = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return None
-        return (1.0 - self._tokens) / rate
-
-
 @dataclass
 class Reply:
     """What a handler produced: status, a JSON-able body and extra headers."""
@@ -420,20 +394,11 @@ class SandboxRest:
         self.market = market
         self.faults = faults
         self._api_key = api_key.encode()
-        self._bucket = _TokenBucket()
         self._cache: OrderedDict[tuple[Any, ...], list[tuple[SortKey, Record]]] = OrderedDict()
         self._cache_lock = threading.Lock()
-        self._rng_lock = threading.Lock()
         self.stats: Counter[str] = Counter()
 
     # -- helpers -------------------------------------------------------------------------------------
-
-    def _roll(self, rate: float) -> float | None:
-        """One draw from the faults RNG when the knob is on (so knobs that are off consume nothing)."""
-        if not rate or rate <= 0:
-            return None
-        with self._rng_lock:
-            return self.faults.rng.random()
 
     def _request_id(self, request: Request, today: dt.date) -> str:
         # deterministic: the same request on the same sandbox day gets the same body, byte for byte
@@ -487,18 +452,17 @@ class SandboxRest:
                 return await self._send(request, Reply(401, _error(rid, MISSING_KEY)))
             if not hmac.compare_digest(key.encode(), self._api_key):
                 return await self._send(request, Reply(401, _error(rid, UNKNOWN_KEY)))
-            wait = self._bucket.take(getattr(self.faults, "rate_limit", None))
+            wait = self.faults.take_token()
             if wait is not None:
                 retry_after = str(max(1, math.ceil(wait)))
                 return await self._send(
                     request, Reply(429, _error(rid, RATE_LIMITED), {"Retry-After": retry_after})
                 )
-            latency = float(getattr(self.faults, "latency", 0.0) or 0.0)
+            latency = self.faults.latency
             if latency > 0:
                 await asyncio.sleep(latency)
-            draw = self._roll(self.faults.error_rate)
-            if draw is not None and draw < self.faults.error_rate:
-                status = (500, 502, 503)[int(draw / self.faults.error_rate * 3) % 3]
+            status = self.faults.draw_error()
+            if status is not None:
                 return await self._send(request, _fault_reply(status, rid))
             try:
                 reply = await run_in_threadpool(handler, request, today, rid)
@@ -506,11 +470,7 @@ class SandboxRest:
                 reply = Reply(400, _error(rid, str(exc)))
             except NotFound as exc:
                 reply = Reply(404, {"status": "NOT_FOUND", "request_id": rid, "message": str(exc)})
-            cut = None
-            if reply.status == 200:
-                draw = self._roll(self.faults.truncate_rate)
-                if draw is not None and draw < self.faults.truncate_rate:
-                    cut = draw / self.faults.truncate_rate  # fraction of the body that gets through
+            cut = self.faults.draw_truncation() if reply.status == 200 else None  # share of the body sent
             return await self._send(request, reply, cut)
 
         return run
@@ -636,15 +596,6 @@ class SandboxRest:
 
     # -- admin (loopback only, no key) -----------------------------------------------------------------
 
-    def _faults_dict(self) -> dict[str, Any]:
-        if hasattr(self.faults, "as_dict"):
-            return dict(self.faults.as_dict())
-        if is_dataclass(self.faults):
-            data = asdict(self.faults)
-        else:
-            data = {name: getattr(self.faults, name, None) for name in FAULT_FIELDS}
-        return {k: _jsonable(v) for k, v in data.items() if k in FAULT_FIELDS}
-
     async def admin(self, request: Request) -> Response:
         host = request.client.host if request.client else ""
         if host not in LOOPBACK_HOSTS and not host.startswith("127."):
@@ -670,13 +621,8 @@ class SandboxRest:
                     raise QueryError(f"request body is not JSON: {exc}") from exc
                 if not isinstance(changes, dict):
                     raise QueryError("request body must be a JSON object of fault fields")
-                unknown = sorted(set(changes) - set(FAULT_FIELDS))
-                if unknown:
-                    raise QueryError(
-                        f"unknown fault field(s): {', '.join(unknown)}; known: {', '.join(FAULT_FIELDS)}"
-                    )
                 self._update_faults(changes)
-                return await self._send(request, Reply(200, self._faults_dict()))
+                return await self._send(request, Reply(200, self.faults.as_dict()))
             if action == "state" and request.method == "GET":
                 return await self._send(request, Reply(200, self._state()))
         except QueryError as exc:
@@ -686,14 +632,10 @@ class SandboxRest:
         )
 
     def _update_faults(self, changes: dict[str, Any]) -> None:
-        if hasattr(self.faults, "update"):
-            try:
-                self.faults.update(**changes)
-            except (TypeError, ValueError) as exc:
-                raise QueryError(f"invalid fault value: {exc}") from exc
-            return
-        for name, value in changes.items():
-            setattr(self.faults, name, value)
+        try:
+            self.faults.update(**changes)
+        except ValueError as exc:
+            raise QueryError(str(exc)) from exc
 
     def _state(self) -> dict[str, Any]:
         market = self.market
@@ -707,7 +649,7 @@ class SandboxRest:
             "config": {k: _jsonable(v) for k, v in asdict(config).items()}
             if is_dataclass(config)
             else str(config),
-            "faults": self._faults_dict(),
+            "faults": self.faults.as_dict(),
             "responses": dict(self.stats),
         }
 
