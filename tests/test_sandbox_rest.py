@@ -617,3 +617,54 @@ def test_advancing_the_clock_makes_the_next_session_appear(sandbox: Any, client:
     assert get_json(client, bars)["resultsCount"] == 2
     news_after = walk(client, "/v2/reference/news", **{"published_utc.gte": today.isoformat()}, limit=1000)[0]
     assert len(news_after) > len(news_before)
+
+
+def test_api_key_never_reaches_the_access_log(sandbox: Any) -> None:
+    """uvicorn logs every request line; a key sent as `?apiKey=` must not be in it."""
+    import logging
+    import socket
+    import threading
+
+    import uvicorn
+
+    from loaders.sandbox.faults import Faults
+    from loaders.sandbox.rest import create_app
+
+    secret = "key-that-must-not-be-logged"
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    access = logging.getLogger("uvicorn.access")
+    handler = Collect()
+    access.addHandler(handler)
+    previous_level = access.level
+    access.setLevel(logging.INFO)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(sandbox.market, Faults(), secret), host="127.0.0.1", port=port, log_config=None
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        response = httpx.get(
+            f"http://127.0.0.1:{port}/v3/reference/tickers", params={"apiKey": secret, "limit": 2}
+        )
+        assert response.status_code == 200 and secret not in response.text
+        assert secret not in response.json()["next_url"]
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        access.removeHandler(handler)
+        access.setLevel(previous_level)
+    assert any("/v3/reference/tickers" in line for line in lines), lines
+    assert not any(secret in line for line in lines), lines

@@ -22,14 +22,16 @@ from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, is_dataclass
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 from zoneinfo import ZoneInfo
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from loaders.sandbox import rest_aggs
 from loaders.sandbox.rest_query import (
@@ -46,6 +48,7 @@ from loaders.sandbox.rest_query import (
 )
 
 NEW_YORK = ZoneInfo("America/New_York")
+SCOPE_KEY = "quantmini.api_key"
 
 MISSING_KEY = "API Key was not provided"
 UNKNOWN_KEY = "Unknown API Key"
@@ -387,6 +390,27 @@ class _Truncatable(Response):
         # returning before the body is complete makes the server close the connection mid-body
 
 
+class HideApiKey:
+    """ASGI middleware: move `apiKey` out of the query string before anything can log or echo it.
+
+    uvicorn's access log prints the path and query of the very scope the app receives, so the key is
+    taken out of that scope in place and kept under SCOPE_KEY for the auth check.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and b"apikey=" in scope.get("query_string", b"").lower():
+            pairs = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+            keys = [v for k, v in pairs if k == "apiKey"]
+            if keys:
+                scope[SCOPE_KEY] = keys[0]
+                kept = [(k, v) for k, v in pairs if k != "apiKey"]
+                scope["query_string"] = urlencode(kept).encode("latin-1")
+        await self.app(scope, receive, send)
+
+
 class SandboxRest:
     """Routes plus the state they share: market, faults, accepted key, limiter, caches, counters."""
 
@@ -444,7 +468,7 @@ class SandboxRest:
         async def run(request: Request) -> Response:
             today = self.market.today
             rid = self._request_id(request, today)
-            key = request.query_params.get("apiKey")
+            key = request.scope.get(SCOPE_KEY)
             auth = request.headers.get("authorization", "")
             if not key and auth.lower().startswith("bearer "):
                 key = auth[7:].strip()
@@ -729,6 +753,6 @@ def create_app(market: Any, faults: Any, api_key: str) -> Starlette:
         }
         return await rest._send(request, Reply(404, body))
 
-    app = Starlette(routes=routes, exception_handlers={404: not_found})
+    app = Starlette(routes=routes, exception_handlers={404: not_found}, middleware=[Middleware(HideApiKey)])
     app.state.sandbox_rest = rest
     return app
