@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 import os
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,6 +201,32 @@ def _download_all(
             submit()
 
 
+def load_files(
+    pipeline: Any, ds: ff.FlatFileDataset, settings: Settings, files: Iterable[Any], outcomes: Any
+) -> tuple[list[bronze.CommitResult], str]:
+    """Landing -> bronze: run the dlt pipeline over `files`, then commit the complete sessions.
+
+    Returns the commit results and the (redacted) dlt error, empty when the load succeeded.
+    """
+    from dlt.pipeline.exceptions import PipelineStepFailed
+
+    from loaders.flatfiles import flatfiles_source
+
+    load_error = ""
+    try:
+        pipeline.run(flatfiles_source(ds, files, outcomes))
+    except PipelineStepFailed as exc:
+        load_error = settings.redact(f"{exc.step} failed: {exc.exception}")[:2000]
+        log.error("dlt %s", load_error)
+    commits = bronze.commit_staged(
+        settings.bronze_dir,
+        ds.name,
+        partition_column=ff.PARTITION_COLUMN,
+        exclude=_pending_load_ids(pipeline),
+    )
+    return commits, load_error
+
+
 def _default_range(
     dataset: ff.FlatFileDataset, settings: Settings, start: dt.date | None, end: dt.date | None
 ) -> tuple[dt.date, dt.date]:
@@ -266,7 +292,7 @@ def _ingest_locked(
 ) -> int:
     from dlt.pipeline.exceptions import PipelineStepFailed
 
-    from loaders.flatfiles import Outcomes, flatfiles_source, loaded_files
+    from loaders.flatfiles import Outcomes, loaded_files
 
     days = sessions(start, end)
     run = runs.start_run(
@@ -315,17 +341,7 @@ def _ingest_locked(
             redact=settings.redact,
             stats=stats,
         )
-        try:
-            pipeline.run(flatfiles_source(ds, files, outcomes))
-        except PipelineStepFailed as exc:
-            load_error = settings.redact(f"{exc.step} failed: {exc.exception}")[:2000]
-            log.error("dlt %s", load_error)
-        commits = bronze.commit_staged(
-            settings.bronze_dir,
-            ds.name,
-            partition_column=ff.PARTITION_COLUMN,
-            exclude=_pending_load_ids(pipeline),
-        )
+        commits, load_error = load_files(pipeline, ds, settings, files, outcomes)
     committed = {r.partition.split("=", 1)[1]: r for r in commits if r.committed}
 
     rows_out: list[tuple[str, str, str, str, str]] = []
