@@ -1,0 +1,127 @@
+"""Polygon flat files: key layout and gzip CSV rendering of a session's aggregates table.
+
+Bytes are deterministic (gzip mtime 0, fixed compression level per size), so the same market gives the
+same ETag on every run and a republished file is the only way an ETag changes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import io
+import re
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from loaders.sandbox.market import Market
+
+# dataset name (DESIGN section 2) -> Polygon key prefix
+PREFIXES: dict[str, str] = {
+    "stocks_daily": "us_stocks_sip/day_aggs_v1",
+    "stocks_minute": "us_stocks_sip/minute_aggs_v1",
+    "options_daily": "us_options_opra/day_aggs_v1",
+    "options_minute": "us_options_opra/minute_aggs_v1",
+}
+MINUTE_DATASETS = frozenset({"stocks_minute", "options_minute"})
+HEADER = "ticker,volume,open,close,high,low,window_start,transactions"
+COLUMNS = HEADER.split(",")
+
+_KEY_RE = re.compile(
+    r"^(?P<prefix>us_(?:stocks_sip|options_opra)/(?:day|minute)_aggs_v1)/(?P<y>\d{4})/(?P<m>\d{2})/"
+    r"(?P<date>(?P=y)-(?P=m)-\d{2})\.csv\.gz$"
+)
+_DATASET_BY_PREFIX = {v: k for k, v in PREFIXES.items()}
+# Large files (a full minute day) are compressed faster: level 6 on 250 MB of CSV takes ~20 s.
+_LARGE_CSV_BYTES = 32 * 1024 * 1024
+
+
+def key_for(dataset: str, day: dt.date) -> str:
+    """`us_stocks_sip/day_aggs_v1/2025/10/2025-10-17.csv.gz` for ("stocks_daily", 2025-10-17)."""
+    try:
+        prefix = PREFIXES[dataset]
+    except KeyError:
+        raise ValueError(
+            f"unknown flat-file dataset {dataset!r}; expected one of {sorted(PREFIXES)}"
+        ) from None
+    return f"{prefix}/{day:%Y}/{day:%m}/{day.isoformat()}.csv.gz"
+
+
+def parse_key(key: str) -> tuple[str, dt.date]:
+    """(dataset, session date) of a flat-file key; ValueError naming the key if it is not one."""
+    match = _KEY_RE.match(key)
+    if not match:
+        raise ValueError(f"not a flat-file key: {key!r}")
+    try:
+        day = dt.date.fromisoformat(match["date"])
+    except ValueError:
+        raise ValueError(f"flat-file key {key!r} has an invalid date") from None
+    return _DATASET_BY_PREFIX[match["prefix"]], day
+
+
+def table_for(market: Market, dataset: str, day: dt.date) -> pa.Table:
+    """The market's table behind a dataset's file for one session."""
+    sources: dict[str, Callable[[dt.date], pa.Table]] = {
+        "stocks_daily": market.stock_day_aggs,
+        "stocks_minute": market.stock_minute_aggs,
+        "options_daily": market.option_day_aggs,
+        "options_minute": market.option_minute_aggs,
+    }
+    if dataset not in sources:
+        raise ValueError(f"unknown flat-file dataset {dataset!r}; expected one of {sorted(PREFIXES)}")
+    return sources[dataset](day)
+
+
+def render_csv(table: pa.Table) -> bytes:
+    """Plain CSV exactly like Polygon's: unquoted header, shortest float repr (`275`, `62.565`)."""
+    if table.column_names != COLUMNS:
+        raise ValueError(f"flat-file table columns {table.column_names} differ from Polygon's {COLUMNS}")
+    buf = io.BytesIO()
+    buf.write(HEADER.encode() + b"\n")  # pyarrow quotes header names whatever the quoting style
+    pacsv.write_csv(table, buf, pacsv.WriteOptions(include_header=False, quoting_style="none"))
+    return buf.getvalue()
+
+
+def gzip_bytes(data: bytes) -> bytes:
+    level = 6 if len(data) <= _LARGE_CSV_BYTES else 1
+    return gzip.compress(data, compresslevel=level, mtime=0)
+
+
+def render(table: pa.Table) -> bytes:
+    """gzip CSV bytes of an aggregates table (deterministic)."""
+    return gzip_bytes(render_csv(table))
+
+
+def republished(table: pa.Table) -> pa.Table:
+    """A corrected version of a file: the first bar's close moves to another price inside its range.
+
+    Keeps the table internally valid (low <= close <= high) while changing the bytes, like Polygon's
+    occasional re-publication of a day.
+    """
+    if table.num_rows == 0:
+        return table
+    close = table.column("close").to_numpy().copy()
+    high = table.column("high").to_numpy()
+    low = table.column("low").to_numpy()
+    close[0] = low[0] if close[0] != low[0] else high[0]
+    if close[0] == table.column("close")[0].as_py():  # single-price bar: nudge up a tick
+        close[0] = float(np.round(close[0] + 0.01, 4))
+        high = high.copy()
+        high[0] = max(high[0], close[0])
+        table = table.set_column(COLUMNS.index("high"), "high", pa.array(high))
+    return table.set_column(COLUMNS.index("close"), "close", pa.array(close))
+
+
+def render_file(market: Market, dataset: str, day: dt.date, *, republish: bool = False) -> bytes:
+    """The gzip CSV Polygon would serve for `dataset` on `day` (or its republished version)."""
+    table = table_for(market, dataset, day)
+    return render(republished(table) if republish else table)
+
+
+def keys_for(market: Market, dataset: str, days: list[dt.date] | None = None) -> list[str]:
+    """Keys of every served session (sessions up to the market's clock) for one dataset."""
+    if dataset in MINUTE_DATASETS and not market.config.minute:
+        return []
+    return [key_for(dataset, d) for d in (days if days is not None else market.served_sessions())]
