@@ -27,7 +27,8 @@ def test_aggregates_day_and_minute_across_pages(sandbox: Any, official: RESTClie
     served = market.served_sessions()
     first, last = served[-10], served[-1]
     days = official.get_aggs("SPY", 1, "day", first.isoformat(), last.isoformat(), adjusted=False)
-    assert [dt.datetime.fromtimestamp(a.timestamp / 1000, tz=dt.UTC).date() for a in days] == served[-10:]
+    traded = [d for d in served[-10:] if "SPY" in market.stock_day_aggs(d)["ticker"].to_pylist()]
+    assert [dt.datetime.fromtimestamp(a.timestamp / 1000, tz=dt.UTC).date() for a in days] == traded
     flat = next(r for r in market.stock_day_aggs(last).to_pylist() if r["ticker"] == "SPY")
     assert (days[-1].open, days[-1].close, days[-1].volume) == (flat["open"], flat["close"], flat["volume"])
     # list_aggs follows next_url itself: 2 sessions of minute bars in pages of 300
@@ -99,7 +100,7 @@ def test_short_data_and_market_calendar(sandbox: Any, official: RESTClient) -> N
     interest = list(official.list_short_interest(ticker="SPY", limit=3))
     assert interest and all(r.ticker == "SPY" and r.short_interest > 0 for r in interest)
     volume = list(official.list_short_volume(ticker="SPY", limit=5))
-    assert len(volume) == len(sandbox.market.served_sessions())
+    assert len(volume) == sum(r["ticker"] == "SPY" for r in sandbox.market.short_volume()) > 5
     holidays = official.get_market_holidays()
     assert holidays and all(h.date > sandbox.market.today.isoformat() for h in holidays)
     assert official.get_market_status().market == "closed"
