@@ -54,21 +54,12 @@ def _market_config(dataset: str, scale: float) -> Any:
 
 def _render(dataset: str, scale: float, path: Path) -> int:
     """Write the large day's gzip CSV (Polygon's format); returns its row count."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
+    from loaders.sandbox import flatfiles as sandbox_files
     from loaders.sandbox.market import Market
 
     market = Market(_market_config(dataset, scale))
     table = market.stock_minute_aggs(DAY) if dataset == "stocks_minute" else market.option_day_aggs(DAY)
-    try:
-        from loaders.sandbox import flatfiles as sandbox_files
-
-        data = sandbox_files.render_csv_gz(table)
-    except (ImportError, AttributeError):
-        sink = pa.BufferOutputStream()
-        pacsv.write_csv(table, sink, pacsv.WriteOptions(quoting_style="none"))
-        data = gzip.compress(sink.getvalue().to_pybytes(), compresslevel=6)
+    data = sandbox_files.render(table)
     path.write_bytes(data)
     return table.num_rows
 
