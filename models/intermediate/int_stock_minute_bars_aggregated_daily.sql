@@ -94,7 +94,7 @@ session_summaries as (
         session_date,
         count(*) as minute_bar_count,
         sum(volume) as minute_volume,
-        sum(transactions) as minute_transactions,
+        cast(sum(transactions) as bigint) as minute_transactions,
         sum(typical_price * volume) / nullif(sum(volume), 0) as minute_vwap,
         count(*) filter (where is_regular_hours and volume > 0) as active_minutes,
         sum(volume) filter (where is_regular_hours) as regular_hours_volume,

@@ -85,7 +85,7 @@ per_underlying as (
         count(*) filter (where volume > 0) as contracts_traded,
         count(*) filter (where volume > 0 and contract_type = 'call') as calls_traded,
         count(*) filter (where volume > 0 and contract_type = 'put') as puts_traded,
-        sum(transactions) as transactions
+        cast(sum(transactions) as bigint) as transactions
 
     from rows_to_build
     where underlying_ticker is not null

@@ -175,8 +175,9 @@ daily_moves as (
                     abs(adj_low - previous_adj_close)
                 )
         end as true_range,
-        greatest(adj_close - previous_adj_close, 0) as close_gain,
-        greatest(previous_adj_close - adj_close, 0) as close_loss
+        -- greatest() skips NULLs, so the first session needs its own case to stay out of the RSI window
+        case when previous_adj_close is not null then greatest(adj_close - previous_adj_close, 0) end as close_gain,
+        case when previous_adj_close is not null then greatest(previous_adj_close - adj_close, 0) end as close_loss
 
     from lagged
 
