@@ -49,7 +49,7 @@ DATASETS: dict[str, DatasetSpec] = {
             "1y",
             "daily",
             "us_stocks_sip/minute_aggs_v1",
-            ("stg_polygon__stocks_minute",),
+            ("fct_stock_minute_features_daily", "stg_polygon__stocks_minute"),
             "1min",
         ),
         DatasetSpec(
@@ -58,7 +58,7 @@ DATASETS: dict[str, DatasetSpec] = {
             "2y",
             "daily",
             "us_options_opra/day_aggs_v1",
-            ("fct_option_features_daily", "stg_polygon__options_daily"),
+            ("fct_option_contracts_daily", "stg_polygon__options_daily"),
         ),
         DatasetSpec(
             "options_minute",

@@ -65,8 +65,9 @@ def find_relation(con: duckdb.DuckDBPyConnection, names: tuple[str, ...]) -> Rel
 
 
 def session_counts(con: duckdb.DuckDBPyConnection, relation: Relation) -> dict[dt.date, tuple[int, int]]:
-    """Session date -> (rows, distinct tickers) of a silver relation."""
-    tickers = "count(distinct ticker)" if "ticker" in relation.columns else "0"
+    """Session date -> (rows, distinct tickers or contracts) of a silver relation."""
+    column = next((c for c in ("ticker", "contract_ticker") if c in relation.columns), None)
+    tickers = f"count(distinct {column})" if column else "0"
     rows = con.execute(
         f"select cast(session_date as date), count(*), {tickers} from {relation.sql} group by 1 order by 1"
     ).fetchall()

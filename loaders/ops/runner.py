@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
 import logging
 import os
 import time
@@ -62,6 +64,34 @@ class DbtOutcome:
     seconds: float
     failures: list[str]
     message: str
+    #: unique ids of the nodes that ran successfully (tells whether the gold export model ran)
+    succeeded: tuple[str, ...] = ()
+
+    @property
+    def exported_gold(self) -> bool:
+        return any(node.endswith(".qlib_export") for node in self.succeeded)
+
+
+def release_dbt_duckdb() -> None:
+    """Close the DuckDB instance dbt-duckdb keeps open after an in-process run.
+
+    DuckDB refuses a second connection to the same file with another configuration in one process, so
+    without this the validate step after `dbt build` could not open the silver database read-only.
+    """
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager as manager
+        from dbt.adapters.factory import cleanup_connections
+    except ImportError:  # pragma: no cover - dbt-duckdb is a hard dependency
+        return
+    with contextlib.suppress(Exception):
+        cleanup_connections()  # the adapter's per-thread cursors keep the instance alive otherwise
+    with manager._LOCK:
+        env = manager._ENV
+        manager._ENV = None
+    if env is not None:
+        with contextlib.suppress(Exception):
+            env.close()
+    gc.collect()
 
 
 def dbt_build(settings: Settings, *, full_refresh: bool = False, select: str | None = None) -> DbtOutcome:
@@ -77,6 +107,11 @@ def dbt_build(settings: Settings, *, full_refresh: bool = False, select: str | N
         str(project),
         "--profiles-dir",
         os.environ["DBT_PROFILES_DIR"],
+        # per data dir, so refreshes of different data dirs (and tests) never share dbt's target/
+        "--target-path",
+        str(settings.data_dir / "dbt" / "target"),
+        "--log-path",
+        str(settings.data_dir / "dbt" / "logs"),
         "--quiet",
     ]
     if full_refresh:
@@ -90,20 +125,22 @@ def dbt_build(settings: Settings, *, full_refresh: bool = False, select: str | N
         result = dbtRunner().invoke(args)
     finally:
         os.chdir(cwd)
+        release_dbt_duckdb()
     seconds = time.monotonic() - started
     failures: list[str] = []
+    succeeded: list[str] = []
     if result.result is not None:
-        try:
+        with contextlib.suppress(TypeError, AttributeError):
             for node in result.result:
-                status = str(getattr(node, "status", "")).lower()
-                if status in {"error", "fail", "runtime error"}:
+                status = str(getattr(node, "status", "")).lower().rsplit(".", 1)[-1]
+                if status in {"error", "fail", "runtime error", "runtimeerr"}:
                     failures.append(
                         f"{node.node.unique_id}: {status} {getattr(node, 'message', '') or ''}".strip()
                     )
-        except TypeError:
-            pass
+                elif status in {"success", "pass"}:
+                    succeeded.append(node.node.unique_id)
     message = str(result.exception) if result.exception else ""
-    return DbtOutcome(bool(result.success), seconds, failures, settings.redact(message))
+    return DbtOutcome(bool(result.success), seconds, failures, settings.redact(message), tuple(succeeded))
 
 
 def gold_export(*, full: bool = False, minute: bool = True) -> int:
@@ -139,6 +176,6 @@ def build_downstream(settings: Settings, *, minute: bool = True) -> BuildOutcome
     if not outcome.ok:
         return BuildOutcome(outcome, None)
     after = gold_stamp(settings)
-    if after > before and after >= started - 1:
+    if outcome.exported_gold or (after > before and after >= started - 1):
         return BuildOutcome(outcome, None)
     return BuildOutcome(outcome, gold_export(full=False, minute=minute))

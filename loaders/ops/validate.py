@@ -260,7 +260,7 @@ def check_silver(settings: Settings, report: Report) -> None:
                     report.add(
                         "silver", dataset, where, f"{len(extra)} sessions not in bronze: {_list_days(extra)}"
                     )
-                if "ticker" in relation.columns:
+                if {"ticker", "contract_ticker"} & set(relation.columns):
                     differ = [d for d in sorted(set(bronze) & set(silver)) if bronze[d][1] != silver[d][1]]
                     if differ:
                         d = differ[0]
