@@ -412,7 +412,7 @@ class HideApiKey:
 
 
 class SandboxRest:
-    """Routes plus the state they share: market, faults, accepted key, limiter, caches, counters."""
+    """Handlers plus the state they share: market, faults, the accepted key, caches, answer counters."""
 
     def __init__(self, market: Any, faults: Any, api_key: str) -> None:
         self.market = market
@@ -433,7 +433,10 @@ class SandboxRest:
     def _base_url(self, request: Request) -> str:
         return str(request.base_url).rstrip("/")
 
-    def _ordered(self, endpoint: ListEndpoint, source: Source, params: dict[str, str], today: dt.date):
+    def _ordered(
+        self, endpoint: ListEndpoint, source: Source, params: dict[str, str], today: dt.date
+    ) -> list[tuple[SortKey, Record]]:
+        """Rows of a list query, filtered and sorted once per (query, sandbox day) and then paged."""
         source_params = dict(params)
         records = source(self.market, today, source_params)  # may add defaults (tickers: active=true)
         params.update(source_params)

@@ -13,7 +13,7 @@ import binascii
 import datetime as dt
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode
 
@@ -167,7 +167,6 @@ class ListEndpoint:
     with_count: bool = False
     dotted_sort: bool = False  # Massive v1 endpoints also take `sort=field.asc`
     fields: tuple[str, ...] | None = None  # project results to these keys (list vs detail shapes)
-    scope_params: tuple[str, ...] = field(default=())  # params that change the record source (as_of, date)
 
     def limit(self, params: Mapping[str, str]) -> int:
         if "limit" not in params:
@@ -308,9 +307,3 @@ def order_records(
     keyed = [(endpoint.sort_key(r, sort_field), r) for r in records if matches(r, compiled)]
     keyed.sort(key=lambda item: item[0], reverse=descending)
     return keyed
-
-
-def cache_key(endpoint: ListEndpoint, params: Mapping[str, str]) -> tuple[Any, ...]:
-    """What identifies an ordered row set: everything but the page position and size."""
-    relevant = tuple(sorted((k, v) for k, v in params.items() if k not in (PAGE_MARKER, "limit")))
-    return (endpoint.name, relevant)
