@@ -1,0 +1,181 @@
+"""Parsing landing files: types by header name, bounded batches, and clear errors on bad input."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from loaders.flatfiles.helpers import FlatFileError, read_flatfile, session_bounds_ns
+
+HEADER = "ticker,volume,open,close,high,low,window_start,transactions"
+SESSION = dt.date(2023, 3, 28)
+KEY = f"us_stocks_sip/day_aggs_v1/2023/03/{SESSION}.csv.gz"
+MIDNIGHT_ET = 1679976000000000000  # 2023-03-28 00:00 America/New_York
+# first rows of Polygon's published stocks day-aggregates sample (window_start 16:00 ET of the session)
+SAMPLE = [
+    "BCC,248274,61.68,61.99,62.565,61.41,1680033600000000000,4073",
+    "CLDX,882958,35.03,34.78,35.81,34.39,1680033600000000000,9971",
+    "TRND,2084,26.73,26.7662,26.7662,26.7201,1680033600000000000,11",
+]
+
+
+def _write(tmp_path: Path, lines: list[str], header: str = HEADER, name: str = "f.csv.gz") -> Path:
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(("\n".join([header, *lines]) + "\n").encode()))
+    return path
+
+
+def _load(path: Path, key: str = KEY, **kw: int) -> pa.Table:
+    return pa.concat_tables(list(read_flatfile(path, key, "etag-1", "load-1", **kw)))
+
+
+def _error(path: Path, key: str = KEY) -> FlatFileError:
+    with pytest.raises(FlatFileError) as info:
+        _load(path, key)
+    assert key in str(info.value)
+    return info.value
+
+
+def test_polygon_sample_rows_load_with_bronze_types_and_lineage(tmp_path: Path) -> None:
+    table = _load(_write(tmp_path, SAMPLE))
+    assert table.schema.names == [
+        "ticker",
+        "volume",
+        "open",
+        "high",
+        "low",
+        "close",
+        "window_start",
+        "transactions",
+        "_source_key",
+        "_source_etag",
+        "_dlt_load_id",
+    ]
+    assert table.schema.field("window_start").type == pa.timestamp("us", tz="UTC")
+    assert table.schema.field("volume").type == pa.float64()
+    row = table.to_pylist()[0]
+    assert row["ticker"] == "BCC" and row["high"] == 62.565 and row["transactions"] == 4073
+    assert row["window_start"] == dt.datetime(2023, 3, 28, 20, tzinfo=dt.UTC)
+    assert (row["_source_key"], row["_source_etag"], row["_dlt_load_id"]) == (KEY, "etag-1", "load-1")
+
+
+def test_reordered_header_gives_the_same_rows(tmp_path: Path) -> None:
+    order = [6, 0, 2, 1, 3, 4, 5, 7]
+    cols = HEADER.split(",")
+    lines = [",".join(line.split(",")[i] for i in order) for line in SAMPLE]
+    shuffled = _load(_write(tmp_path, lines, ",".join(cols[i] for i in order)))
+    assert shuffled.equals(_load(_write(tmp_path, SAMPLE, name="plain.csv.gz")))
+
+
+def test_fractional_volume_is_kept(tmp_path: Path) -> None:
+    table = _load(_write(tmp_path, ["ABC,12.5,1,1,1,1,1680033600000000000,3"]))
+    assert table.column("volume").to_pylist() == [12.5]
+
+
+def test_a_day_bar_later_on_the_session_day_is_accepted(tmp_path: Path) -> None:
+    lo, hi = session_bounds_ns(SESSION)
+    assert lo == MIDNIGHT_ET
+    lines = [
+        f"A,1,1,1,1,1,{lo},1",
+        f"B,1,1,1,1,1,{lo + 16 * 3600 * 10**9},1",
+        f"C,1,1,1,1,1,{hi - 60 * 10**9},1",
+    ]
+    assert _load(_write(tmp_path, lines)).num_rows == 3
+
+
+def test_minute_files_stream_in_bounded_batches(tmp_path: Path) -> None:
+    lines = [f"T{i % 7},{i},1,1,1,1,{MIDNIGHT_ET + (i % 900) * 60 * 10**9},1" for i in range(20_000)]
+    path = _write(tmp_path, lines)
+    sizes = [t.num_rows for t in read_flatfile(path, KEY, "e", "l", block_size=64 << 10, batch_rows=4_000)]
+    assert sum(sizes) == 20_000
+    assert len(sizes) > 3
+    assert max(sizes) < 4_000 + 3_000  # a batch closes once it reaches batch_rows (plus one block)
+
+
+@pytest.mark.parametrize(
+    ("header", "field", "reason"),
+    [
+        (HEADER + ",vwap", "vwap", "unexpected header column"),
+        (HEADER.replace(",transactions", ""), "transactions", "header lacks a column"),
+        (HEADER.replace("close", "open"), "open", "duplicate header column"),
+    ],
+)
+def test_header_problems_name_line_1_and_the_column(
+    tmp_path: Path, header: str, field: str, reason: str
+) -> None:
+    error = _error(_write(tmp_path, SAMPLE, header))
+    assert (error.line, error.field) == (1, field)
+    assert reason in str(error)
+
+
+def test_row_with_a_missing_field_names_its_line(tmp_path: Path) -> None:
+    lines = [*SAMPLE, "BAD,1,2,3,4,5,1680033600000000000"]
+    error = _error(_write(tmp_path, lines))
+    assert (error.line, error.field) == (5, "transactions")
+    assert "expected 8 fields, found 7" in str(error)
+
+
+def test_non_numeric_price_names_line_and_field(tmp_path: Path) -> None:
+    lines = [*SAMPLE[:2], "BAD,1,abc,3,4,5,1680033600000000000,1", SAMPLE[2]]
+    error = _error(_write(tmp_path, lines))
+    assert (error.line, error.field) == (4, "open")
+    assert "'abc' is not a number" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("line", "field"),
+    [("X,1,,1,1,1,1680033600000000000,1", "open"), (",1,1,1,1,1,1680033600000000000,1", "ticker")],
+)
+def test_empty_value_is_a_missing_field(tmp_path: Path, line: str, field: str) -> None:
+    error = _error(_write(tmp_path, [SAMPLE[0], line]))
+    assert (error.line, error.field) == (3, field)
+
+
+def test_non_finite_price_is_rejected(tmp_path: Path) -> None:
+    error = _error(_write(tmp_path, [SAMPLE[0], "X,1,nan,1,1,1,1680033600000000000,1"]))
+    assert (error.line, error.field) == (3, "open")
+
+
+def test_timestamp_outside_the_files_session_names_line_and_field(tmp_path: Path) -> None:
+    day_before = MIDNIGHT_ET - 60 * 10**9  # 23:59 ET the previous evening
+    error = _error(_write(tmp_path, [*SAMPLE, f"X,1,1,1,1,1,{day_before},1"]))
+    assert (error.line, error.field) == (5, "window_start")
+    assert "outside session 2023-03-28" in str(error)
+
+
+def test_utc_date_of_the_session_is_not_used(tmp_path: Path) -> None:
+    # 20:30 ET on the session day is already the next day in UTC: still this session
+    late = MIDNIGHT_ET + (20 * 60 + 30) * 60 * 10**9
+    assert _load(_write(tmp_path, [f"X,1,1,1,1,1,{late},1"])).num_rows == 1
+
+
+def test_truncated_gzip_is_rejected(tmp_path: Path) -> None:
+    lines = [f"T{i},1,1,1,1,1,{MIDNIGHT_ET},1" for i in range(50_000)]
+    path = _write(tmp_path, lines)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    error = _error(path)
+    assert "corrupt or truncated gzip" in str(error)
+
+
+def test_corrupt_gzip_is_rejected(tmp_path: Path) -> None:
+    path = _write(tmp_path, SAMPLE)
+    data = bytearray(path.read_bytes())
+    data[30:40] = b"\xff" * 10
+    path.write_bytes(bytes(data))
+    assert "gzip" in str(_error(path))
+
+
+def test_not_gzip_at_all_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "plain.csv.gz"
+    path.write_text(HEADER + "\n" + SAMPLE[0] + "\n")
+    assert "gzip" in str(_error(path))
+
+
+def test_header_only_file_is_rejected(tmp_path: Path) -> None:
+    error = _error(_write(tmp_path, []))
+    assert "no data rows" in str(error)
