@@ -43,13 +43,6 @@ def client(sandbox: Any) -> Iterator[httpx.Client]:
         yield c
 
 
-@pytest.fixture
-def faults(sandbox: Any) -> Iterator[Any]:
-    """The sandbox's faults, put back to calm after the test whatever it changed."""
-    yield sandbox.faults
-    sandbox.faults.update(error_rate=0.0, latency=0.0, truncate_rate=0.0, rate_limit=None)
-
-
 def get_json(client: httpx.Client, path: str, **params: Any) -> Any:
     # httpx replaces a URL's own query when `params` is given, even empty: pass it only when needed
     response = client.get(path, params=params) if params else client.get(path)
@@ -602,25 +595,30 @@ def test_admin_endpoints_change_faults_and_report_state(sandbox: Any, faults: An
 # --- the sandbox clock ---------------------------------------------------------------------------------
 
 
-def test_advancing_the_clock_makes_the_next_session_appear(sandbox: Any, client: httpx.Client) -> None:
-    market = sandbox.market
-    today = market.today
-    if today == market.sessions[-1]:
-        pytest.skip("the sandbox clock is already at the end of its market")
-    tomorrow = session_after(sandbox, today)
-    grouped = f"/v2/aggs/grouped/locale/us/market/stocks/{tomorrow}"
-    bars = f"/v2/aggs/ticker/SPY/range/1/day/{today}/{tomorrow}"
-    assert get_json(client, grouped)["resultsCount"] == 0
-    assert get_json(client, bars)["resultsCount"] == 1
-    news_before = walk(client, "/v2/reference/news", **{"published_utc.gte": today.isoformat()}, limit=1000)[
-        0
-    ]
-    moved = httpx.post(f"{sandbox.rest_url}/_sandbox/advance", params={"days": 1})
-    assert moved.status_code == 200 and moved.json() == {"today": tomorrow.isoformat()}
-    assert get_json(client, grouped)["resultsCount"] > 0
-    assert get_json(client, bars)["resultsCount"] == 2
-    news_after = walk(client, "/v2/reference/news", **{"published_utc.gte": today.isoformat()}, limit=1000)[0]
-    assert len(news_after) > len(news_before)
+def test_advancing_the_clock_makes_the_next_session_appear(sandbox_config: Any) -> None:
+    """On a private sandbox, so moving its clock cannot surprise tests sharing the worker's sandbox."""
+    from loaders.sandbox.server import SandboxServer
+
+    with SandboxServer(sandbox_config) as private:
+        market = private.market
+        today = market.today
+        assert today < market.sessions[-1], "the test market must leave sessions to advance into"
+        tomorrow = session_after(private, today)
+        with httpx.Client(
+            base_url=private.rest_url, params={"apiKey": api_key(private)}, timeout=30
+        ) as client:
+            grouped = f"/v2/aggs/grouped/locale/us/market/stocks/{tomorrow}"
+            bars = f"/v2/aggs/ticker/SPY/range/1/day/{today}/{tomorrow}"
+            news_query = {"published_utc.gte": today.isoformat(), "limit": 1000}
+            assert client.get(grouped).json()["resultsCount"] == 0
+            assert client.get(bars).json()["resultsCount"] == 1
+            news_before = client.get("/v2/reference/news", params=news_query).json()["results"]
+            moved = httpx.post(f"{private.rest_url}/_sandbox/advance", params={"days": 1})
+            assert moved.status_code == 200 and moved.json() == {"today": tomorrow.isoformat()}
+            assert client.get(grouped).json()["resultsCount"] > 0
+            assert client.get(bars).json()["resultsCount"] == 2
+            news_after = client.get("/v2/reference/news", params=news_query).json()["results"]
+            assert len(news_after) > len(news_before)
 
 
 def test_api_key_never_reaches_the_access_log(sandbox: Any) -> None:
