@@ -34,7 +34,7 @@ def test_five_requests_per_minute_are_spaced_twelve_seconds_apart() -> None:
     limiter = RateLimiter(5 / 60, clock=clock, sleep=clock.sleep)
     starts = [limiter.acquire() for _ in range(6)]
     gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
-    assert gaps == pytest.approx([12.0] * 5)
+    assert all(12.0 <= gap <= 12.0 * 1.05 for gap in gaps)
     # No window of 60 s holds more than 5 request starts.
     assert all(sum(1 for t in starts if s <= t < s + 60) <= 5 for s in starts)
 
@@ -43,6 +43,7 @@ def test_retry_after_pauses_every_later_request() -> None:
     clock = FakeClock()
     limiter = RateLimiter(None, clock=clock, sleep=clock.sleep)
     first = limiter.acquire()
+    assert limiter.acquire() == first  # unlimited: no spacing
     limiter.pause(7.0)
     assert limiter.acquire() - first == pytest.approx(7.0)
     assert helpers.parse_retry_after("3") == 3.0

@@ -108,12 +108,21 @@ def _emit(ctx: RunContext, dataset: str, parsed: Iterable[Parsed]) -> Iterator[A
             if table.num_rows == 0:
                 continue
             ctx.count(name, table.num_rows)
+            table = _key_not_null(table, tables[name].primary_key)
             hints = dlt.mark.make_hints(
                 table_name=name,
                 write_disposition="merge",
                 primary_key=list(tables[name].primary_key),
             )
             yield dlt.mark.with_hints(table, hints)
+
+
+def _key_not_null(table: pa.Table, key: Sequence[str]) -> pa.Table:
+    """Declare key columns non-nullable, as dlt's primary-key hint does (a null key fails loudly later)."""
+    if any(table.column(c).null_count for c in key if c in table.column_names):
+        return table
+    fields = [f.with_nullable(False) if f.name in key else f for f in table.schema]
+    return table.cast(pa.schema(fields, metadata=table.schema.metadata))
 
 
 def _ticker_jobs(

@@ -281,35 +281,29 @@ def _summary(outcomes: Sequence[Outcome]) -> Table:
     return table
 
 
-def _record(outcomes: Sequence[Outcome], start: dt.date | None, end: dt.date | None) -> None:
-    """Append each dataset's result to the run ledger when `loaders.runs` is available."""
-    try:
-        from loaders import runs
-    except ImportError:
-        return
-    record = getattr(runs, "record_rest_run", None) or getattr(runs, "record_run", None)
-    if record is None:
-        return
+def _record(outcomes: Sequence[Outcome], args: dict[str, Any]) -> None:
+    """Append each dataset's run to the run ledger (`$QM_DATA_DIR/runs/<dataset>.jsonl`)."""
+    from loaders import runs
+    from loaders.config import load_settings
+
+    runs_dir = load_settings().runs_dir
     for o in outcomes:
-        try:
-            record(
-                dataset=o.dataset,
-                ok=o.ok,
-                start=start,
-                end=end,
-                details={
-                    "pipeline": o.pipeline,
-                    "mode": o.mode,
-                    "window": o.window,
-                    "rows": o.rows,
-                    "pages": o.pages,
-                    "requests": o.requests,
-                    "error": o.error,
-                },
-            )
-        except TypeError:
-            log.debug("run ledger has another signature; %s not recorded", o.dataset)
-            return
+        run = runs.start_run(runs_dir, o.dataset, "rest", {**args, "pipeline": o.pipeline, "mode": o.mode})
+        status = "loaded" if o.ok else "failed"
+        run.add(
+            status,
+            key=o.dataset,
+            window=o.window or None,
+            rows=sum(o.rows.values()),
+            tables=o.rows or None,
+            pages=o.pages,
+            resumed_pages=o.resumed_pages or None,
+            requests=o.requests,
+            retries=o.retries,
+            rate_limited=o.rate_limited,
+            error=o.error,
+        )
+        run.finish("ok" if o.ok else "failed", error=o.error)
 
 
 def ingest_command(
@@ -364,5 +358,17 @@ def ingest_command(
     for o in outcomes:
         if not o.ok:
             console.print(f"[red]{o.dataset} ({o.pipeline}) failed:[/red] {o.error}", highlight=False)
-    _record(outcomes, start, end)
+    try:
+        _record(
+            outcomes,
+            {
+                "start": start.isoformat() if start else None,
+                "end": end.isoformat() if end else None,
+                "incremental": incremental,
+                "tickers_file": str(tickers_file) if tickers_file else None,
+                "backfill_years": backfill_years,
+            },
+        )
+    except OSError as exc:
+        console.print(f"[yellow]warning:[/yellow] run ledger not written: {exc}")
     return 0 if all(o.ok for o in outcomes) else 1

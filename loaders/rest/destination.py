@@ -13,10 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import dlt
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from loaders import bronze
 from loaders.rest import settings
+
+# Stored merge key of tables whose natural key includes their partition date (`AAPL|2025-01-02`).
+ROW_KEY = "_row_key"
 
 
 def table_dir(dataset: settings.Dataset, table: settings.Table) -> str:
@@ -33,7 +38,14 @@ def bronze_merge_destination(root: Path, dataset: settings.Dataset) -> Any:
         if spec is None:
             return  # dlt's own bookkeeping tables
         data = pq.read_table(items)
-        bronze.merge_partitions(root, table_dir(dataset, spec), data, spec.partition, spec.primary_key)
+        key: tuple[str, ...] = spec.primary_key
+        if spec.partition in key:
+            # The partition column lives only in folder names, so old files cannot be matched on it;
+            # merge on one stored column that spells the whole key instead.
+            parts = [pc.cast(data.column(c), pa.string()) for c in key]
+            data = data.append_column(ROW_KEY, pc.binary_join_element_wise(*parts, "|"))
+            key = (ROW_KEY,)
+        bronze.merge_partitions(root, table_dir(dataset, spec), data, spec.partition, key)
 
     return dlt.destination(
         merge,

@@ -57,7 +57,8 @@ class RateLimiter:
     Polygon limits requests per minute per key, so an even spacing (no bursts) is the safe reading of any
     plan's limit. `pause(seconds)` pushes every later request back, which is how a 429's `Retry-After`
     applies to the whole run and not just the thread that received it. The clock and sleep are injectable
-    so tests can prove the pacing without waiting.
+    so tests can prove the pacing without waiting. `margin` stretches the spacing a little so a server
+    counting on its own clock never sees two requests closer than its limit allows.
     """
 
     def __init__(
@@ -66,10 +67,11 @@ class RateLimiter:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        margin: float = settings.PACING_MARGIN,
     ) -> None:
         if rate is not None and rate <= 0:
             raise ValueError(f"--rate-limit must be a positive number of requests per second, got {rate}")
-        self.interval = 0.0 if rate is None else 1.0 / rate
+        self.interval = 0.0 if rate is None else margin / rate
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
