@@ -17,6 +17,7 @@ Each endpoint keeps its bucket in its own moto account, so several sandboxes can
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -367,10 +368,8 @@ class _Truncated:
         if self._sock is not None:
             if keep <= 0:  # nothing sent: reset the connection (RST) instead of a clean close
                 self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            try:
+            with contextlib.suppress(OSError):
                 self._sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         raise ConnectionAbortedError("sandbox fault: body truncated")
 
 
