@@ -566,11 +566,23 @@ def test_error_rate_gives_reproducible_5xx(client: httpx.Client, faults: Any) ->
     assert 200 in runs[0] and set(runs[0]) - {200}
 
 
-def test_latency_delays_every_answer(client: httpx.Client, faults: Any) -> None:
+def test_latency_delays_every_answer_without_serialising_them(sandbox: Any, faults: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
     faults.latency = 0.4
+    url = f"{sandbox.rest_url}/v1/marketstatus/now"
+    key = api_key(sandbox)
+
+    def timed_get(_: int) -> tuple[int, float]:
+        start = time.perf_counter()
+        status = httpx.get(url, params={"apiKey": key}).status_code
+        return status, time.perf_counter() - start
+
     start = time.perf_counter()
-    assert client.get("/v1/marketstatus/now").status_code == 200
-    assert time.perf_counter() - start >= 0.4
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(timed_get, range(4)))
+    assert all(status == 200 and took >= 0.4 for status, took in answers)
+    assert time.perf_counter() - start < 1.2, "delayed requests must not wait for each other"
 
 
 def test_truncate_rate_cuts_bodies_short(sandbox: Any, faults: Any) -> None:
