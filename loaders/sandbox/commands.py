@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import signal
 import sys
 import threading
 
@@ -92,13 +93,18 @@ def serve_command(
         )
         print("# Ctrl-C stops the sandbox.", flush=True)
         waiter = stop_event or threading.Event()
+        if threading.current_thread() is threading.main_thread():
+            # SIGTERM (service managers, `kill`) and SIGINT both stop cleanly, even where SIGINT is ignored
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: waiter.set())
         try:
             while not waiter.wait(0.5):
                 pass
         except KeyboardInterrupt:
-            print("# sandbox stopped", file=sys.stderr)
+            pass
     finally:
         server.stop()
+    print("# sandbox stopped", file=sys.stderr)
 
 
 def advance_command(days: int, url: str | None) -> int:
