@@ -140,15 +140,31 @@ def run_dbt(args: list[str], data_dir: Path, work_dir: Path) -> Any:
         "--no-use-colors",
         "--quiet",
     ]
+    from dbt.adapters.duckdb import environments
+
+    # dbt-duckdb can leave its database handle open after an in-process run; keep the environments it
+    # creates and close them, so the test can open the file (with another configuration) afterwards
+    created: list[Any] = []
+    original_create = environments.create
+
+    def recording_create(credentials: Any) -> Any:
+        env = original_create(credentials)
+        created.append(env)
+        return env
+
+    environments.create = recording_create
     try:
         result = dbtRunner().invoke(full_args)
     finally:
+        environments.create = original_create
+        for env in created:
+            env.close()
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        gc.collect()  # dbt-duckdb drops its connection without closing it; release the database file
+        gc.collect()
     if not result.success:
         failures = []
         if result.result is not None and hasattr(result.result, "results"):
