@@ -528,27 +528,34 @@ class Market:
         ratio = np.ones((n, t_n))
         for slot, t, frm, to in self._splits:
             ratio[slot, t:] *= to / frm
-        # dividends: quarterly for about 40% of common stocks, ETF and preferred
-        div_slots = [
-            i
-            for i in range(n)
-            if u.types[i] in ("ETF", "PFD") or (u.types[i] == "CS" and rng.uniform() < 0.4)
-        ]
+        # dividends: quarterly for about 40% of common stocks, ETF and preferred; the k-th dividend of
+        # every payer is computed at once (its cash depends on the raw price after the earlier ones)
+        types = np.array(u.types)
+        payer = np.isin(types, ["ETF", "PFD"]) | ((types == "CS") & (rng.uniform(size=n) < 0.4))
         div_yield = rng.uniform(0.002, 0.012, n)
         div_yield[u.names.index("ABCpA")] = 0.0156
-        factor = np.ones((n, t_n))
-        self._dividends: list[tuple[int, int, float]] = []  # (slot, ex session index, cash)
-        offset = rng.integers(0, 63, n)
-        for slot in div_slots:
-            for t in range(int(offset[slot]) % 63 + 1, t_n, 63):
-                if not (u.list_index[slot] < t < u.delist_index[slot]):
-                    continue
-                prev_raw = close[slot, t - 1] / ratio[slot, t - 1] * factor[slot, t - 1]
-                cash = round(float(div_yield[slot] * prev_raw), 4)
-                if cash <= 0:
-                    continue
-                factor[slot, t:] *= 1.0 - cash / prev_raw
-                self._dividends.append((slot, t, cash))
+        offset = rng.integers(0, 63, n) + 1
+        steps = np.ones((n, t_n))
+        running = np.ones(n)
+        events: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        for k in range(t_n // 63 + 1):
+            ex = offset + 63 * k
+            idx = np.flatnonzero(payer & (ex < t_n) & (u.list_index < ex) & (ex < u.delist_index))
+            if idx.size == 0:
+                continue
+            t = ex[idx]
+            prev_raw = close[idx, t - 1] / ratio[idx, t - 1] * running[idx]
+            cash = np.round(div_yield[idx] * prev_raw, 4)
+            ok = cash > 0
+            idx, t, cash, prev_raw = idx[ok], t[ok], cash[ok], prev_raw[ok]
+            steps[idx, t] = 1.0 - cash / prev_raw
+            running[idx] *= steps[idx, t]
+            events.append((idx, t, cash))
+        factor = np.cumprod(steps, axis=1)
+        del steps
+        self._dividends: list[tuple[int, int, float]] = sorted(  # (slot, ex session index, cash)
+            (int(i), int(t), float(c)) for idx, ts, cs in events for i, t, c in zip(idx, ts, cs, strict=True)
+        )
         adj = factor / ratio
         raw = {"open": open_ * adj, "high": high * adj, "low": low * adj, "close": close * adj}
         scale = np.where(raw["low"] >= 1.0, 100.0, 10000.0)
@@ -673,20 +680,23 @@ class Market:
         split_at = {slot: t for slot, t, frm, to in self._splits}
         self._split_mult = {slot: to / frm for slot, t, frm, to in self._splits}
         self._chains: list[_Chain] = []
+        xyz = u.names.index("XYZ")
+        list_at = np.array([li for _, li, _ in windows], dtype=np.int64)
+        offsets = np.arange(per_side) - per_side // 2
         for slot in self._underlyings:
-            for exp, li, ei in windows:
-                spot = float(self._day["close"][slot, li])
-                step = _strike_step(spot, per_side)
-                center = round(spot / step) * step
-                strikes = center + step * (np.arange(per_side) - per_side // 2)
-                strikes = strikes[strikes > 0]
+            if not windows:
+                break
+            spots = self._day["close"][slot, list_at]
+            steps = _strike_steps(spots, per_side)
+            centers = np.round(spots / steps) * steps
+            grid = np.round(centers[:, None] + steps[:, None] * offsets[None, :], 3)
+            st = split_at.get(slot)
+            for e, (exp, li, ei) in enumerate(windows):
+                strikes = grid[e][grid[e] > 0]
                 if strikes.size == 0:
-                    strikes = np.array([step])
-                adjusted = None
-                st = split_at.get(slot)
-                if st is not None and slot == u.names.index("XYZ") and li < st <= ei:
-                    adjusted = st
-                self._chains.append(_Chain(slot, exp, li, ei, np.round(strikes, 3), adjusted))
+                    strikes = steps[e : e + 1].copy()
+                adjusted = st if (slot == xyz and st is not None and li < st <= ei) else None
+                self._chains.append(_Chain(slot, exp, li, ei, strikes, adjusted))
 
     def _root(self, chain: _Chain, t: int) -> tuple[str, float]:
         """OCC root and deliverable multiplier of a chain on session t."""
@@ -1368,13 +1378,11 @@ def _quarter_start(q_end: dt.date) -> dt.date:
     return dt.date(q_end.year, q_end.month - 2, 1)
 
 
-def _strike_step(spot: float, per_side: int) -> float:
-    """A listed-looking strike increment so `per_side` strikes span roughly +-30% of spot."""
-    raw = max(0.6 * spot / max(per_side, 1), 0.01)
-    for step in (0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0):
-        if raw <= step:
-            return step
-    return 100.0
+def _strike_steps(spots: np.ndarray, per_side: int) -> np.ndarray:
+    """Listed-looking strike increments so `per_side` strikes span roughly +-30% of each spot."""
+    ladder = np.array([0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0])
+    raw = np.maximum(0.6 * spots / max(per_side, 1), 0.01)
+    return ladder[np.minimum(np.searchsorted(ladder, raw, side="left"), ladder.size - 1)]
 
 
 def _black_scholes(
