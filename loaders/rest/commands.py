@@ -247,7 +247,7 @@ def _root_cause(exc: BaseException) -> str:
     """The innermost meaningful message (dlt wraps resource errors in pipeline-step exceptions)."""
     seen = exc
     while True:
-        inner = seen.__cause__ or seen.__context__
+        inner = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
         if inner is None or inner is seen:
             break
         seen = inner
