@@ -224,8 +224,8 @@ def run() -> dict[str, Any]:
                         "rows": r["rows"],
                         "seconds": round(r["seconds"], 3),
                         "rows/s": round(r["rows"] / r["seconds"]) if r["seconds"] else 0,
-                        "csv_MB/s": round(csv_mb / r["seconds"], 1) if r["seconds"] else 0.0,
-                        "gz_MB/s": round(gz_mb / r["seconds"], 1) if r["seconds"] else 0.0,
+                        "csv_MB/s": round(csv_mb / r["seconds"], 3) if r["seconds"] else 0.0,
+                        "gz_MB/s": round(gz_mb / r["seconds"], 3) if r["seconds"] else 0.0,
                         "rss_MiB": round(r["peak_rss_mb"], 1),
                         "vs_pyarrow": round(r["seconds"] / base, 2) if base else 0.0,
                     }
@@ -236,8 +236,8 @@ def run() -> dict[str, Any]:
                     f"{dataset}: ours loaded {ours['rows']} rows, pyarrow read {results[BASELINE]['rows']}"
                 )
             summary[f"{dataset}_rows"] = ours["rows"]
-            summary[f"{dataset}_csv_mb"] = round(csv_mb, 1)
-            summary[f"{dataset}_gz_mb"] = round(gz_mb, 1)
+            summary[f"{dataset}_csv_mb"] = round(csv_mb, 3)
+            summary[f"{dataset}_gz_mb"] = round(gz_mb, 3)
             summary[f"{dataset}_ours_vs_pyarrow"] = round(ours["seconds"] / base, 2) if base else 0.0
             summary[f"{dataset}_ours_vs_duckdb"] = round(ours["seconds"] / results["duckdb"]["seconds"], 2)
             summary[f"{dataset}_ours_vs_gzip"] = round(ours["seconds"] / results["gzip"]["seconds"], 2)
