@@ -1,0 +1,155 @@
+"""An incremental dbt build over later sessions equals a full refresh, row for row and value for value.
+
+Phase 1 builds silver over the first sessions. Phase 2 then changes bronze the ways production does:
+new sessions, minute bars arriving late for an old session, a re-loaded session with a corrected close
+and a vanished row, a split and a dividend that arrive after the sessions they adjust, and the option
+contracts reference loaded for the first time. The incremental run must then match a `--full-refresh`
+build of the same bronze into another DuckDB file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from dbt_fixtures import run_dbt, write_flatfile_session, write_market_sessions, write_rest_records
+
+from loaders.sandbox.market import Market, MarketConfig
+
+SILVER_SELECTION = ["--select", "path:models/staging", "path:models/intermediate", "path:models/marts"]
+NEW_SESSIONS = 12
+
+# every table the silver build materialises, with its grain
+COMPARED = {
+    "main_intermediate.int_trading_sessions": "session_date",
+    "main_intermediate.int_stock_minute_bars_aggregated_daily": "ticker, session_date",
+    "main_intermediate.int_stock_adjustment_factors": "ticker, applies_until_date",
+    "main_intermediate.int_stock_daily_adjusted": "ticker, session_date",
+    "main_intermediate.int_option_contracts": "contract_ticker",
+    "main.fct_stock_features_daily": "ticker, session_date",
+    "main.fct_stock_minute_features_daily": "ticker, session_date",
+    "main.fct_option_contracts_daily": "contract_ticker, session_date",
+    "main.fct_options_underlying_daily": "underlying_ticker, session_date",
+}
+
+
+def _rows(data_dir: Path, relation: str, order_by: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    with duckdb.connect(str(data_dir / "quantmini.duckdb"), read_only=True) as con:
+        cursor = con.execute(f"select * from {relation} order by {order_by}")
+        return [d[0] for d in cursor.description], cursor.fetchall()
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        if math.isnan(a) or math.isnan(b):
+            return math.isnan(a) and math.isnan(b)
+        return a == b or abs(a - b) <= 1e-12 * max(1.0, abs(a), abs(b))
+    return a == b
+
+
+def _corrected_session(market: Market, day: dt.date, dropped: str, corrected: str) -> pa.Table:
+    """A re-published day file: one ticker's row gone, another's close moved inside its range."""
+    table = market.stock_day_aggs(day)
+    table = table.filter(pc.not_equal(table.column("ticker"), dropped))
+    is_corrected = pc.equal(table.column("ticker"), corrected)
+    midpoint = pc.divide(pc.add(table.column("high"), table.column("low")), 2.0)
+    close = pc.if_else(is_corrected, midpoint, table.column("close"))
+    return table.set_column(table.column_names.index("close"), "close", close)
+
+
+@pytest.mark.slow
+def test_incremental_build_equals_full_refresh(tmp_path: Path) -> None:
+    market = Market(
+        MarketConfig(
+            seed=5,
+            start=dt.date(2024, 1, 2),
+            end=dt.date(2025, 3, 31),
+            tickers=10,
+            option_underlyings=2,
+            contracts_per_underlying=6,
+        )
+    )
+    sessions = market.sessions
+    first, later = sessions[:-NEW_SESSIONS], sessions[-NEW_SESSIONS:]
+    cutoff = first[-1].isoformat()
+    incremental_dir, full_dir = tmp_path / "incremental", tmp_path / "full"
+    incremental_dir.mkdir()
+    full_dir.mkdir()
+
+    # phase 1: sessions up to the cutoff, corporate actions known by then minus one late dividend
+    dividends = market.dividends()
+    early_dividends = [d for d in dividends if d["ex_dividend_date"] <= cutoff]
+    late_dividend = early_dividends[len(early_dividends) // 2]
+    write_market_sessions(incremental_dir, market, first, minute_days=first[-4:])
+    write_rest_records(
+        incremental_dir, "splits", [s for s in market.splits() if s["execution_date"] <= cutoff]
+    )
+    write_rest_records(incremental_dir, "dividends", [d for d in early_dividends if d is not late_dividend])
+    run_dbt(["run", *SILVER_SELECTION], incremental_dir, tmp_path / "dbt-incremental")
+
+    # phase 2: new sessions and everything that changes history
+    write_market_sessions(incremental_dir, market, later, minute_days=later[-4:])
+    write_flatfile_session(incremental_dir, "stocks_minute", first[-20], market.stock_minute_aggs(first[-20]))
+    daily = market.stock_day_aggs(first[-30]).column("ticker").to_pylist()
+    write_flatfile_session(
+        incremental_dir,
+        "stocks_daily",
+        first[-30],
+        _corrected_session(market, first[-30], dropped=daily[-1], corrected=daily[0]),
+        generation=1,
+    )
+    late_split = {
+        "id": "late-split",
+        "execution_date": later[-5].isoformat(),
+        "split_from": 1,
+        "split_to": 2,
+        "ticker": daily[1],
+    }
+    write_rest_records(incremental_dir, "splits", [*market.splits(), late_split], generation=1)
+    write_rest_records(incremental_dir, "dividends", dividends, generation=1)
+    write_rest_records(incremental_dir, "options_contracts", market.options_contracts(), generation=1)
+    run_dbt(["run", *SILVER_SELECTION], incremental_dir, tmp_path / "dbt-incremental")
+
+    ran = tmp_path / "dbt-incremental" / "target" / "run" / "quantmini" / "models" / "marts"
+    assert "delete from" in (ran / "fct_stock_features_daily.sql").read_text().lower(), (
+        "second run was not incremental"
+    )
+
+    # the same bronze, built from scratch into another database
+    (full_dir / "bronze").symlink_to(incremental_dir / "bronze", target_is_directory=True)
+    run_dbt(["run", "--full-refresh", *SILVER_SELECTION], full_dir, tmp_path / "dbt-full")
+
+    for relation, order_by in COMPARED.items():
+        names, got = _rows(incremental_dir, relation, order_by)
+        full_names, want = _rows(full_dir, relation, order_by)
+        assert names == full_names, f"{relation}: columns differ"
+        assert len(got) == len(want), f"{relation}: {len(got)} rows incremental, {len(want)} full refresh"
+        for row_got, row_want in zip(got, want, strict=True):
+            for name, a, b in zip(names, row_got, row_want, strict=True):
+                assert _same(a, b), f"{relation} {row_want[:2]} {name}: incremental {a!r} != full {b!r}"
+
+    # the changes did reach the marts
+    _, factors = _rows(
+        incremental_dir,
+        f"(select adj_factor from main.fct_stock_features_daily where ticker = '{daily[1]}')",
+        "adj_factor",
+    )
+    assert factors[0][0] <= 0.5, "the late split rescaled the ticker's whole history"
+    _, vanished = _rows(
+        incremental_dir,
+        f"main.fct_stock_features_daily where ticker = '{daily[-1]}' and session_date = date '{first[-30]}'",
+        "session_date",
+    )
+    assert vanished == [], "a row gone from a re-loaded session is gone from the mart"
+    _, late_minutes = _rows(
+        incremental_dir,
+        f"main.fct_stock_features_daily where session_date = date '{first[-20]}' and vwap_source = 'minute_bars'",
+        "ticker",
+    )
+    assert late_minutes, "minute bars loaded late for an old session feed its VWAP"
