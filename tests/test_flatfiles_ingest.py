@@ -131,6 +131,22 @@ def test_extending_the_range_loads_only_the_new_sessions(sandbox: Any, sandbox_e
     assert [r[:8] + (r[-1],) for r in rows] == _market_rows(sandbox.market, "stocks_daily", DAYS)
 
 
+def test_lost_pipeline_state_falls_back_to_the_etags_in_bronze(
+    sandbox_env: dict[str, str], faults: Any
+) -> None:
+    data = _data(sandbox_env)
+    assert _ingest("stocks_daily", DAYS[0], DAYS[2]) == 0
+    before = _files(data, "stocks_daily")
+    shutil.rmtree(data / "dlt")
+    assert _ingest("stocks_daily", DAYS[0], DAYS[2]) == 0
+    assert set(_last_items(data, "stocks_daily").values()) == {"skipped"}
+    assert _files(data, "stocks_daily") == before
+    faults.update(republished=[("stocks_daily", DAYS[2].isoformat())])
+    shutil.rmtree(data / "dlt")
+    assert _ingest("stocks_daily", DAYS[0], DAYS[2]) == 0
+    assert _last_items(data, "stocks_daily")[DAYS[2].isoformat()] == "loaded"
+
+
 def test_full_on_a_sub_range_replaces_exactly_those_sessions(sandbox_env: dict[str, str]) -> None:
     data = _data(sandbox_env)
     assert _ingest("stocks_daily", DAYS[0], DAYS[-1]) == 0
