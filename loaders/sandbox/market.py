@@ -360,7 +360,8 @@ class Market:
         self._today_index = int(np.searchsorted(np.array(self.sessions), today, side="right")) - 1
         if self._today_index < 0:
             raise ValueError(f"MarketConfig: no session on or before today {today}")
-        self._memo = _Memo(size=12)
+        self._memo = _Memo(size=24)  # day tables: small
+        self._memo_minute = _Memo(size=3)  # minute tables: up to hundreds of MB each on large markets
         self._records = _Memo(size=64)
         self._universe = self._build_universe()
         self._build_daily()
@@ -640,7 +641,7 @@ class Market:
                 bars_m["transactions"],
             )  # fmt: skip
 
-        return self._memo.get(("stock_minute", day), build)
+        return self._memo_minute.get(("stock_minute", day), build)
 
     # ---------------------------------------------------------------- options
 
@@ -838,7 +839,7 @@ class Market:
                 bars_m["transactions"],
             )  # fmt: skip
 
-        return self._memo.get(("option_minute", day), build)
+        return self._memo_minute.get(("option_minute", day), build)
 
     def options_contracts(self, as_of: dt.date | None = None) -> list[dict]:
         """Contracts listed on `as_of` (default: today), in Polygon's reference shape, sorted by ticker."""
