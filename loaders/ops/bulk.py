@@ -19,6 +19,8 @@ from pathlib import Path
 from loaders.config import Settings, load_settings
 from loaders.ops.datasets import DATASETS, history_start, spec
 
+#: a dataset whose ingest process is killed by a signal is resumed up to this many runs in total
+CRASH_ATTEMPTS = 3
 # reference data first: later datasets (ticker events, contracts) are keyed by it
 ORDER = ("tickers", "market_holidays", "stocks_daily", "splits", "dividends")
 
@@ -31,7 +33,18 @@ class BulkItem:
     note: str = ""
 
     def argv(self, max_concurrent: int) -> list[str]:
-        args = [sys.executable, "-m", "loaders.cli", "ingest", "-t", self.dataset, "--incremental"]
+        # -X faulthandler: a crash in native code still leaves a traceback in the dataset's log
+        args = [
+            sys.executable,
+            "-X",
+            "faulthandler",
+            "-m",
+            "loaders.cli",
+            "ingest",
+            "-t",
+            self.dataset,
+            "--incremental",
+        ]
         if self.start:
             args += ["-s", self.start.isoformat()]
         if self.end:
@@ -132,7 +145,7 @@ def run_bulk(
 
     log_dir = settings.data_dir / "logs" / "bulk"
     log_dir.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, QM_DATA_DIR=str(settings.data_dir))
+    env = dict(os.environ, QM_DATA_DIR=str(settings.data_dir), PYTHONUNBUFFERED="1")
     results: list[BulkResult] = []
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()) as progress:
         overall = progress.add_task(f"bulk: 0/{len(items)} datasets done", total=len(items))
@@ -148,9 +161,20 @@ def run_bulk(
             )
             started = time.monotonic()
             with log.open("w") as fh:
-                code = subprocess.run(
-                    item.argv(max_concurrent), stdout=fh, stderr=subprocess.STDOUT, env=env, check=False
-                ).returncode
+                for attempt in range(1, CRASH_ATTEMPTS + 1):
+                    code = subprocess.run(
+                        item.argv(max_concurrent), stdout=fh, stderr=subprocess.STDOUT, env=env, check=False
+                    ).returncode
+                    if code >= 0 or attempt == CRASH_ATTEMPTS:
+                        break
+                    # killed by a signal (OOM killer, native crash): ingest is incremental, so resume
+                    fh.write(
+                        f"\n*** ingest process died from signal {-code}; resuming (attempt {attempt + 1})\n"
+                    )
+                    fh.flush()
+                    progress.update(
+                        tasks[item.dataset], description=f"{item.dataset}: resuming after signal {-code}"
+                    )
             result = BulkResult(item, code, time.monotonic() - started, log)
             mark = "[green]ok[/green]" if code == 0 else f"[red]exit {code} (see {log})[/red]"
             progress.update(tasks[item.dataset], completed=1, description=f"{item.dataset}: {mark}")

@@ -68,6 +68,23 @@ def _sql_list(files: list[Path]) -> str:
 # ---- bronze -------------------------------------------------------------------------------------------
 
 
+def logical_type(arrow_type: Any) -> str:
+    """The type a reader sees: dictionary encoding and large/small offsets are storage details.
+
+    Writers pick dictionary index widths per file (int8 for a few distinct values, int32 for more), so
+    comparing physical types would flag files that every engine reads identically.
+    """
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
+    if pa.types.is_large_string(arrow_type):
+        return "string"
+    if pa.types.is_large_binary(arrow_type):
+        return "binary"
+    return str(arrow_type)
+
+
 def check_schemas(settings: Settings, dataset: str, files: list[Path], report: Report) -> set[Path]:
     """Every file has the dataset's majority schema; flat files also match the bronze column contract.
 
@@ -84,7 +101,9 @@ def check_schemas(settings: Settings, dataset: str, files: list[Path], report: R
             report.add("bronze", dataset, _rel(settings, f), f"unreadable Parquet footer: {exc}")
             unreadable.add(f)
             continue
-        schemas[f] = {name: str(schema.field(name).type) for name in schema.names if name != "session_date"}
+        schemas[f] = {
+            name: logical_type(schema.field(name).type) for name in schema.names if name != "session_date"
+        }
     if not schemas:
         return unreadable
     signature = Counter(tuple(sorted(s.items())) for s in schemas.values())
