@@ -190,7 +190,7 @@ def test_backfill_uses_end_value_and_leaves_the_forward_cursor(server: Server, d
 def _news_cursor(data_dir: Path) -> dt.datetime:
     import dlt
 
-    pipeline = dlt.pipeline("quantmini_news", pipelines_dir=str(data_dir / "dlt"))
+    pipeline = dlt.pipeline("quantmini_news", pipelines_dir=str(data_dir / "dlt" / "pipelines"))
     value = commands._forward_cursor(pipeline, "news", "published_utc")
     assert value is not None
     return value

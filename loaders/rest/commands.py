@@ -182,7 +182,7 @@ def run_dataset(
             pipeline_name=spec.pipeline,
             destination=bronze_merge_destination(cfg.bronze_dir, spec),
             dataset_name=dataset,
-            pipelines_dir=str(cfg.pipelines_dir),
+            pipelines_dir=str(cfg.pipelines_dir / "pipelines"),
         )
         explicit_end = end
         last_day = end or _today()

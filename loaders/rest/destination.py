@@ -29,30 +29,34 @@ def table_dir(dataset: settings.Dataset, table: settings.Table) -> str:
     return dataset.name if len(dataset.tables) == 1 else f"{dataset.name}/{table.name}"
 
 
+@dlt.destination(
+    name="bronze_rest",
+    loader_file_format="parquet",
+    batch_size=0,
+    naming_convention="direct",
+    skip_dlt_columns_and_tables=False,
+    max_parallel_load_jobs=1,
+)
+def bronze_rest(
+    items: Any, table: Any, bronze_root: str = dlt.config.value, dataset: str = dlt.config.value
+) -> None:
+    """Merge one Parquet job file of `dataset` into bronze (module level, so `dlt pipeline ... info` can load it)."""
+    spec = settings.DATASETS[dataset]
+    tables = {t.name: t for t in spec.tables}
+    table_spec = tables.get(table["name"])
+    if table_spec is None:
+        return  # dlt's own bookkeeping tables
+    data = pq.read_table(items)
+    key: tuple[str, ...] = table_spec.primary_key
+    if table_spec.partition in key:
+        # The partition column lives only in folder names, so old files cannot be matched on it;
+        # merge on one stored column that spells the whole key instead.
+        parts = [pc.cast(data.column(c), pa.string()) for c in key]
+        data = data.append_column(ROW_KEY, pc.binary_join_element_wise(*parts, "|"))
+        key = (ROW_KEY,)
+    bronze.merge_partitions(Path(bronze_root), table_dir(spec, table_spec), data, table_spec.partition, key)
+
+
 def bronze_merge_destination(root: Path, dataset: settings.Dataset) -> Any:
-    """A dlt destination writing the tables of `dataset` into bronze under `root`."""
-    tables = {t.name: t for t in dataset.tables}
-
-    def merge(items: Any, table: Any) -> None:
-        spec = tables.get(table["name"])
-        if spec is None:
-            return  # dlt's own bookkeeping tables
-        data = pq.read_table(items)
-        key: tuple[str, ...] = spec.primary_key
-        if spec.partition in key:
-            # The partition column lives only in folder names, so old files cannot be matched on it;
-            # merge on one stored column that spells the whole key instead.
-            parts = [pc.cast(data.column(c), pa.string()) for c in key]
-            data = data.append_column(ROW_KEY, pc.binary_join_element_wise(*parts, "|"))
-            key = (ROW_KEY,)
-        bronze.merge_partitions(root, table_dir(dataset, spec), data, spec.partition, key)
-
-    return dlt.destination(
-        merge,
-        name="bronze_rest",
-        loader_file_format="parquet",
-        batch_size=0,
-        naming_convention="direct",
-        skip_dlt_columns_and_tables=False,
-        max_parallel_load_jobs=1,
-    )()
+    """The bronze destination of one dataset's pipeline."""
+    return bronze_rest(bronze_root=str(root), dataset=dataset.name)
