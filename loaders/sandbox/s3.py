@@ -35,6 +35,7 @@ from urllib.parse import parse_qsl, quote
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from loaders import calendar
 from loaders.sandbox import flatfiles
 from loaders.sandbox.faults import Faults
 from loaders.sandbox.market import Market
@@ -313,7 +314,13 @@ class FlatFileStore:
                     return
             body = flatfiles.render_file(self.market, dataset, day, republish=republish)
             with self._guard:
-                self.backend.put_object(BUCKET, key, body)
+                stored = self.backend.put_object(BUCKET, key, body)
+                # Last-Modified as Polygon's: published after the session closes (a correction a day later),
+                # so listings are the same on every run
+                published = calendar.session_bounds(day)[1] + dt.timedelta(
+                    hours=2, days=1 if republish else 0
+                )
+                stored.last_modified = published.astimezone(dt.UTC).replace(tzinfo=None)
                 self._stored[key] = republish
                 self.renders += 1
 
