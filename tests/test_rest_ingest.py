@@ -178,7 +178,7 @@ def test_backfill_uses_end_value_and_leaves_the_forward_cursor(server: Server, d
     assert len(rows(data_dir, "news", "id")) > len(before)
 
     server.market.advance(5)
-    later = ingest("news")
+    later = ingest("news", None, server.market.today)  # -e today must include today's articles
     assert later.mode == "forward" and later.requests == 1
     assert _news_cursor(data_dir) > cursor
     served = {a["id"] for a in server.market.news() if a["published_utc"] >= "2025-03-01"}

@@ -156,6 +156,9 @@ def _window(
         return {}
     start: Any = cursor.start_value if cursor is not None else ctx.start
     end: Any = cursor.end_value if cursor is not None and cursor.end_value is not None else ctx.end
+    if isinstance(start, dt.datetime) and type(end) is dt.date:
+        # a timestamp cursor bounded by a day: include that whole UTC day (`.lt` the next midnight)
+        end = dt.datetime(end.year, end.month, end.day, tzinfo=dt.UTC) + dt.timedelta(days=1)
     bounds: dict[str, str] = {}
     if start is not None:
         bounds[f"{field_name}.gte"] = _iso(start)
