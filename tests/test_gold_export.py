@@ -273,3 +273,19 @@ def test_export_command_reports_errors_and_writes_the_data_dir(
     assert (root / "calendars" / "day.txt").exists() and (root / "calendars" / "1min.txt").exists()
     assert (root / "features" / "a" / "rsi_14.day.bin").exists()
     assert not (root / "features" / "a" / "return_1d.day.bin").exists()
+
+
+def test_row_order_in_silver_does_not_change_the_output(
+    tmp_path: Path, silver: tuple[pa.Table, pa.Table]
+) -> None:
+    daily, minute = silver
+    write_silver(tmp_path / "sorted.duckdb", daily, minute)
+    export_duckdb_file(tmp_path / "sorted.duckdb", tmp_path / "a" / "qlib")
+    rng = np.random.default_rng(0)
+    write_silver(
+        tmp_path / "shuffled.duckdb",
+        daily.take(pa.array(rng.permutation(daily.num_rows))),
+        minute.take(pa.array(rng.permutation(minute.num_rows))),
+    )
+    export_duckdb_file(tmp_path / "shuffled.duckdb", tmp_path / "b" / "qlib")
+    assert_same_tree(tmp_path / "a" / "qlib", tmp_path / "b" / "qlib")

@@ -113,20 +113,27 @@ def minute_calendar(first: dt.date, last: dt.date) -> Calendar:
     return Calendar("1min", keys, labels)
 
 
-def _tickers(table: pa.Table, label: str) -> np.ndarray:
+def _tickers(table: pa.Table, label: str) -> pa.ChunkedArray:
     col = table.column("ticker")
     if col.null_count:
         row = pc.index(pc.is_null(col), True).as_py()
         raise ExportError(f"{label}: row {row} has a NULL ticker")
-    return col.to_numpy(zero_copy_only=False)
+    return col
 
 
 def _matrix(table: pa.Table, names: Sequence[str]) -> np.ndarray:
+    """Row-major float32 values; the query already cast them (DuckDB rounds to nearest, as numpy does)."""
     out = np.empty((table.num_rows, len(names)), dtype=np.float32)
     for j, name in enumerate(names):
-        col = table.column(name).cast(pa.float64())
-        out[:, j] = col.to_numpy(zero_copy_only=False)  # NULL -> NaN
+        out[:, j] = table.column(name).to_numpy(zero_copy_only=False)  # NULL -> NaN
     return out
+
+
+def _fetch(con: duckdb.DuckDBPyConnection, sql: str, label: str) -> pa.Table:
+    try:
+        return con.execute(sql).to_arrow_table()
+    except duckdb.Error as exc:  # e.g. a feature column that is not numeric
+        raise ExportError(f"{label}: {exc}") from exc
 
 
 def read_daily(
@@ -137,10 +144,8 @@ def read_daily(
     fields = (*DAILY_FIELDS, *features)
     columns = [*DAILY_FIELDS.values(), *features]
     _require(con, relation, label, ["ticker", "session_date", *columns])
-    select = ", ".join(f'"{c}"' for c in columns)
-    table = con.execute(
-        f"select ticker, session_date, {select} from {relation} order by ticker, session_date"
-    ).to_arrow_table()
+    select = ", ".join(f'cast("{c}" as float) as "{c}"' for c in columns)
+    table = _fetch(con, f"select ticker, session_date, {select} from {relation}", label)
     if table.num_rows == 0:
         return None
     dates = table.column("session_date")
@@ -178,17 +183,18 @@ def read_minute(
             f"skipped {unmatched[0]} minute bars without a daily row to adjust them "
             f"(e.g. {unmatched[1]} {unmatched[2]})"
         )
-    table = con.execute(
+    table = _fetch(
+        con,
         f"""
         select m.ticker, m.bar_start_at, m.session_date,
-               m.open * d.adj_factor as open, m.high * d.adj_factor as high,
-               m.low * d.adj_factor as low, m.close * d.adj_factor as close,
-               m.volume / d.adj_factor as volume, d.adj_factor as factor
+               cast(m.open * d.adj_factor as float) as open, cast(m.high * d.adj_factor as float) as high,
+               cast(m.low * d.adj_factor as float) as low, cast(m.close * d.adj_factor as float) as close,
+               cast(m.volume / d.adj_factor as float) as volume, cast(d.adj_factor as float) as factor
         from {minute_relation} m
         join {daily_relation} d on m.ticker = d.ticker and m.session_date = d.session_date
-        order by m.ticker, m.bar_start_at
-        """
-    ).to_arrow_table()
+        """,
+        label,
+    )
     if table.num_rows == 0:
         return None
     stamps = table.column("bar_start_at")
