@@ -70,6 +70,10 @@ def test_listing_a_month_shows_one_file_per_served_session(
     assert all(
         obj["Size"] > 100 and re.fullmatch(r'"[0-9a-f]{32}"', obj["ETag"]) for obj in listing["Contents"]
     )
+    published = [
+        (obj["LastModified"].astimezone(dt.UTC).date(), obj["Key"][-17:-7]) for obj in listing["Contents"]
+    ]
+    assert all(when.isoformat() == day for when, day in published), "published the evening of the session"
 
 
 def test_listing_pages_and_common_prefixes(s3: Any, faults: Faults) -> None:
@@ -179,6 +183,7 @@ def test_a_republished_file_has_new_content_and_a_new_etag(
     after = s3.get_object(Bucket=BUCKET, Key=key)
     new_body = after["Body"].read()
     assert after["ETag"] != before["ETag"] and new_body != old_body
+    assert after["LastModified"] > before["LastModified"]
     old_rows = gzip.decompress(old_body).decode().splitlines()
     new_rows = gzip.decompress(new_body).decode().splitlines()
     assert (
