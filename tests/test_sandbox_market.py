@@ -396,6 +396,8 @@ def test_bad_configs_are_rejected_with_the_field_named() -> None:
         MarketConfig(start=dt.date(2025, 2, 1), end=dt.date(2025, 1, 1))
     with pytest.raises(ValueError, match="tickers"):
         MarketConfig(tickers=0)
+    with pytest.raises(ValueError, match="seed"):
+        MarketConfig(seed=-1)
     with pytest.raises(ValueError, match="today"):
         MarketConfig(start=dt.date(2025, 1, 2), end=dt.date(2025, 2, 1), today=dt.date(2025, 3, 1))
 

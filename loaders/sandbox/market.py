@@ -56,6 +56,8 @@ class MarketConfig:
     fractional_volume: bool = False  # stock volumes with fractional shares, as Polygon sometimes serves
 
     def __post_init__(self) -> None:
+        if self.seed < 0:
+            raise ValueError(f"MarketConfig: seed must be >= 0, got {self.seed}")
         if self.end < self.start:
             raise ValueError(f"MarketConfig: end {self.end} is before start {self.start}")
         if self.tickers < 1:
