@@ -507,6 +507,10 @@ class Market:
         high = np.maximum(open_, close) * np.exp(np.abs(rng.standard_normal((n, t_n))) * 0.5 * sig_d)
         low = np.minimum(open_, close) * np.exp(-np.abs(rng.standard_normal((n, t_n))) * 0.5 * sig_d)
         base_vol = rng.lognormal(np.log(8e5), 1.2, n)
+        # typical daily dollar volume / price; the index ETF and the mega-cap trade like them,
+        base_vol[u.names.index("SPY")] *= 2000.0
+        base_vol[u.names.index("BRK.B")] *= 60.0
+        base_vol[u.names.index("ABCpA")] *= 0.02  # preferreds trade thinly
         vol_noise = _ar1(rng.standard_normal((n, t_n)) * 0.35, 0.7)
         volume = base_vol[:, None] * np.exp(vol_noise) * (1.0 + 2.0 * np.abs(z)) / p0[:, None] * 30.0
 
