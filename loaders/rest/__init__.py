@@ -10,6 +10,8 @@ passes `end_value`, which dlt keeps out of state, so it never moves the forward 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import inspect
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -44,11 +46,14 @@ class RunContext:
     resumed_pages: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def count(self, table: str, rows: int, *, pages: int = 0, resumed: int = 0) -> None:
+    def count(self, table: str, rows: int) -> None:
         with self._lock:
             self.rows[table] = self.rows.get(table, 0) + rows
-            self.pages += pages
-            self.resumed_pages += resumed
+
+    def page(self, resumed: bool) -> None:
+        with self._lock:
+            self.pages += 1
+            self.resumed_pages += int(resumed)
 
 
 def _results(data: Any) -> Any:
@@ -67,7 +72,7 @@ def _walk(
     query = dict(params)
     landing = Landing(ctx.landing_root, dataset, path, query, ctx.secret)
     for page in landing.pages(ctx.client, path, query):
-        ctx.count("_pages", 0, pages=1, resumed=int(page.resumed))
+        ctx.page(page.resumed)
         yield parse(_results(page.data))
 
 
@@ -138,13 +143,10 @@ def _ticker_jobs(
 
 
 def _bind_ticker(parse: Callable[..., Parsed], ticker: str) -> Callable[[Any], Parsed]:
-    def bound(results: Any) -> Parsed:
-        try:
-            return parse(results, requested_ticker=ticker)
-        except TypeError:
-            return parse(results)
-
-    return bound
+    """Tell parsers that want it which ticker was asked for (financials without `tickers`)."""
+    if "requested_ticker" not in inspect.signature(parse).parameters:
+        return parse
+    return functools.partial(parse, requested_ticker=ticker)
 
 
 def _window(
@@ -267,7 +269,7 @@ def tickers(ctx: RunContext) -> Iterator[Any]:
     """The stock universe, active and delisted, as of the run (one listing each)."""
     endpoint = settings.TICKERS
 
-    def parse(results: Any, requested_ticker: str | None = None) -> Parsed:
+    def parse(results: Any) -> Parsed:
         return parsing.tickers(results, ctx.snapshot_date)
 
     base = _base_params(endpoint)

@@ -224,7 +224,7 @@ def run_dataset(
         universe = _universe(ctx, cfg) if dataset == "ticker_events" else None
         source = polygon_rest(dataset, ctx, cursor=cursor, universe=universe)
         pipeline.run(source)
-        outcome.rows = {k: v for k, v in ctx.rows.items() if not k.startswith("_")}
+        outcome.rows = dict(ctx.rows)
         outcome.pages = ctx.pages
         outcome.resumed_pages = ctx.resumed_pages
     except Exception as exc:  # reported in the summary and the ledger, never with the key
