@@ -9,7 +9,9 @@ own (ru_maxrss):
 - (b) DuckDB `COPY (SELECT * FROM read_csv(...)) TO ... (COMPRESSION zstd)`;
 - (c) `gzip -dc > /dev/null`, the floor.
 
-QM_BENCH_SCALE (default 1.0) shrinks the day for a quick smoke run; QM_BENCH_DIR keeps the work folder.
+QM_BENCH_SCALE (default 1.0) shrinks the day for a quick smoke run; QM_BENCH_REPEAT (default 3) runs
+each case that many times, interleaved, and keeps the best time (and the worst peak RSS);
+QM_BENCH_DATASETS picks datasets; QM_BENCH_DIR keeps the work folder.
 """
 
 from __future__ import annotations
@@ -42,12 +44,13 @@ def _market_config(dataset: str, scale: float) -> Any:
     start, end = dt.date(2025, 3, 3), dt.date(2025, 3, 31)
     if dataset == "stocks_minute":
         return MarketConfig(tickers=max(12, int(12_000 * scale)), start=start, end=end, option_underlyings=0)
+    # far strikes rarely trade: 1,500 underlyings x 4,000 listed contracts give ~1M traded contracts
     return MarketConfig(
-        tickers=max(12, int(600 * scale)),
+        tickers=max(12, int(2_000 * scale)),
         start=start,
         end=end,
-        option_underlyings=max(2, int(500 * scale)),
-        contracts_per_underlying=2_000,
+        option_underlyings=max(2, int(1_500 * scale)),
+        contracts_per_underlying=4_000,
         minute=False,
     )
 
@@ -156,13 +159,29 @@ class PeakRss:
         self._sample()
 
 
+def _run(case: str, dataset: str, src: Path, work: Path) -> int:
+    work.mkdir(parents=True, exist_ok=True)
+    if case == "ours":
+        return _case_ours(dataset, src, work)
+    return {"pyarrow": _case_pyarrow, "duckdb": _case_duckdb, "gzip": _case_gzip}[case](src, work)
+
+
+def _warm_up(case: str, dataset: str, src: Path, work: Path) -> None:
+    """Run the case once on the file's first rows: lazy imports and thread pools are not what we measure."""
+    head = work / "warm-up" / src.name
+    head.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(src, "rt") as fh:
+        lines = [line for _, line in zip(range(2_000), fh, strict=False)]
+    head.write_bytes(gzip.compress("".join(lines).encode()))
+    _run(case, dataset, head, head.parent)
+
+
 def _child(case: str, dataset: str, src: Path, work: Path) -> dict[str, Any]:
     """Entry of the per-case process."""
+    if case != "gzip":
+        _warm_up(case, dataset, src, work)
     with PeakRss() as rss:
-        if case == "ours":
-            rows = _case_ours(dataset, src, work)
-        else:
-            rows = {"pyarrow": _case_pyarrow, "duckdb": _case_duckdb, "gzip": _case_gzip}[case](src, work)
+        rows = _run(case, dataset, src, work / "run")
     peak = rss.peak
     if case == "gzip":  # the floor's memory is the gzip process's own (a fresh exec: its own maxrss)
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
@@ -200,6 +219,7 @@ def _run_case(case: str, dataset: str, src: Path, work: Path) -> dict[str, Any]:
 
 def run() -> dict[str, Any]:
     scale = float(os.environ.get("QM_BENCH_SCALE", "1.0"))
+    repeat = max(1, int(os.environ.get("QM_BENCH_REPEAT", "3")))
     keep = os.environ.get("QM_BENCH_DIR")
     work = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="qm-bench-flatfiles-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -214,7 +234,16 @@ def run() -> dict[str, Any]:
             gz_mb = src.stat().st_size / 1e6
             with gzip.open(src, "rb") as fh:
                 csv_mb = sum(len(chunk) for chunk in iter(lambda: fh.read(1 << 24), b"")) / 1e6
-            results = {case: _run_case(case, dataset, src, work) for case in CASES}
+            results: dict[str, dict[str, Any]] = {}
+            for _ in range(repeat):  # interleaved, best of `repeat`: the machine is shared
+                for case in CASES:
+                    r = _run_case(case, dataset, src, work)
+                    best = results.get(case)
+                    if best is None or r["seconds"] < best["seconds"]:
+                        results[case] = {
+                            **r,
+                            "peak_rss_mb": max(r["peak_rss_mb"], (best or r)["peak_rss_mb"]),
+                        }
             base = results[BASELINE]["seconds"]
             for case, r in results.items():
                 rows_out.append(
@@ -252,9 +281,11 @@ def run() -> dict[str, Any]:
         "title": "flat files: landing -> bronze (download excluded)",
         "rows": rows_out,
         **summary,
+        "repeat": repeat,
         "notes": [
             f"target: ours <= {TARGET_RATIO}x pyarrow read_csv+write_table time, peak RSS < {RSS_LIMIT_MB} MiB",
-            "each case runs in its own process; peak RSS is sampled every 5 ms (gzip: the gzip child's maxrss)",
+            "each case runs in its own process after a warm-up on the file's first rows; best time of the"
+            " repeats; peak RSS sampled every 5 ms (gzip: the gzip child's maxrss)",
         ],
     }
 

@@ -16,6 +16,7 @@ def test_bench_reports_every_case_and_ratio_at_a_tiny_scale(monkeypatch: pytest.
     from bench import bench_flatfiles
 
     monkeypatch.setenv("QM_BENCH_SCALE", "0.002")
+    monkeypatch.setenv("QM_BENCH_REPEAT", "1")
     monkeypatch.delenv("QM_BENCH_DIR", raising=False)
     monkeypatch.delenv("QM_BENCH_DATASETS", raising=False)
     result = bench_flatfiles.run()
