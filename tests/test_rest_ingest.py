@@ -39,7 +39,8 @@ class Server:
 
 @pytest.fixture
 def server() -> Iterator[Server]:
-    """A small sandbox market (8 tickers, one quarter) served over HTTP on a free port."""
+    """A private REST sandbox (8 tickers, one quarter) on a free port: tests advance its clock and change
+    its records, which the session-wide `sandbox` of conftest.py must not see."""
     market = Market(
         MarketConfig(
             seed=11,
@@ -320,3 +321,30 @@ def test_five_requests_per_minute_run_completes(server: Server, data_dir: Path) 
     assert elapsed >= 12.0
     served = {t["ticker"] for t in server.market.tickers()}
     assert {r[0] for r in rows(data_dir, "tickers", "ticker")} == served
+
+
+def test_news_and_reference_data_load_from_the_shared_sandbox(
+    sandbox: Any, sandbox_env: dict[str, str]
+) -> None:
+    """The same loaders against the project's SandboxServer (REST + S3), through the CLI entry point."""
+    data = Path(sandbox_env["QM_DATA_DIR"])
+    for dataset in ("tickers", "splits", "news"):
+        code = commands.ingest_command(
+            dataset,
+            sandbox.market.sessions[0],
+            None,
+            incremental=True,
+            max_concurrent=2,
+            rate_limit=None,
+            tickers_file=None,
+            include_short_data=False,
+            backfill_years=None,
+        )
+        assert code == 0, dataset
+    served = {
+        a["id"] for a in sandbox.market.news() if a["published_utc"] >= sandbox.market.sessions[0].isoformat()
+    }
+    assert {r[0] for r in rows(data, "news", "id")} == served
+    assert duplicates(data, "tickers", "ticker") == []
+    ledger = (data / "runs" / "news.jsonl").read_text().splitlines()
+    assert len(ledger) == 1 and '"status":"ok"' in ledger[0]
