@@ -54,15 +54,13 @@
         {{ exceptions.raise_compiler_error(
             "source " ~ node.source_name ~ "." ~ node.name ~ " documents no columns to type its empty relation") }}
     {%- endif -%}
-    (
-        select
-        {%- for column in columns %}
-            {%- if column.data_type is none -%}
-                {{ exceptions.raise_compiler_error(
-                    "source column " ~ node.name ~ "." ~ column.name ~ " needs a data_type") }}
-            {%- endif %}
-            cast(null as {{ column.data_type }}) as {{ column.name }}{{ "," if not loop.last }}
-        {%- endfor %}
-        where false
-    )
+    {%- set typed_nulls = [] -%}
+    {%- for column in columns -%}
+        {%- if column.data_type is none -%}
+            {{ exceptions.raise_compiler_error(
+                "source column " ~ node.name ~ "." ~ column.name ~ " needs a data_type") }}
+        {%- endif -%}
+        {%- do typed_nulls.append("cast(null as " ~ column.data_type ~ ") as " ~ column.name) -%}
+    {%- endfor -%}
+    (select {{ typed_nulls | join(", ") }} where false)
 {%- endmacro %}

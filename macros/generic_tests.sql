@@ -5,7 +5,7 @@
 
 {#- Grain test: no two rows share the same values in these columns. -#}
 {% test unique_combination_of_columns(model, combination_of_columns) %}
-    {%- set columns_csv = combination_of_columns | join(', ') %}
+{%- set columns_csv = combination_of_columns | join(', ') %}
     select
         {{ columns_csv }},
         count(*) as row_count
@@ -25,19 +25,14 @@
 
 {#- Values outside [min_value, max_value]; either bound may be omitted, NULLs are left to not_null. -#}
 {% test accepted_range(model, column_name, min_value=none, max_value=none, inclusive=true) %}
-    {%- set lower_op = ">=" if inclusive else ">" -%}
-    {%- set upper_op = "<=" if inclusive else "<" %}
+{%- set lower_op = ">=" if inclusive else ">" -%}
+{%- set upper_op = "<=" if inclusive else "<" -%}
+{%- set lower = [column_name ~ " " ~ lower_op ~ " " ~ min_value] if min_value is not none else [] -%}
+{%- set upper = [column_name ~ " " ~ upper_op ~ " " ~ max_value] if max_value is not none else [] -%}
+{%- set conditions = lower + upper %}
     select *
     from {{ model }}
     where
         {{ column_name }} is not null
-        and not (
-            true
-            {%- if min_value is not none %}
-                and {{ column_name }} {{ lower_op }} {{ min_value }}
-            {%- endif %}
-            {%- if max_value is not none %}
-                and {{ column_name }} {{ upper_op }} {{ max_value }}
-            {%- endif %}
-        )
+        and not ({{ conditions | join(" and ") if conditions else "true" }})
 {% endtest %}

@@ -6,7 +6,9 @@
     sessions that are new or were re-loaded since the last build. The dates are rendered as literals so
     DuckDB prunes the Hive partitions it does not need to read.
 -#}
-{% macro changed_session_dates_filter(source_relation, load_id_column='load_id', stored_load_id_column='source_load_id') -%}
+{% macro changed_session_dates_filter(
+    source_relation, load_id_column='load_id', stored_load_id_column='source_load_id'
+) -%}
     {%- if not execute -%}
         {{ return('true') }}
     {%- endif -%}

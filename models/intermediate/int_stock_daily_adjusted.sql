@@ -47,8 +47,10 @@ bars_with_vwap as (
     select
         bars_with_factors.*,
         -- minute VWAP where the session has minute bars with volume, else the day's typical price
-        coalesce(minute_summaries.minute_vwap, (bars_with_factors.high + bars_with_factors.low + bars_with_factors.close) / 3.0)
-            as vwap,
+        coalesce(
+            minute_summaries.minute_vwap,
+            (bars_with_factors.high + bars_with_factors.low + bars_with_factors.close) / 3.0
+        ) as vwap,
         case
             when minute_summaries.minute_vwap is not null then 'minute_bars'
             else 'daily_typical_price'

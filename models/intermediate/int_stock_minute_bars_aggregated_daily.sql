@@ -19,9 +19,9 @@ with
 minute_bars as (
 
     select * from {{ ref('stg_polygon__stocks_minute') }}
-    {% if is_incremental() -%}
-        where {{ changed_session_dates_filter(ref('stg_polygon__stocks_minute')) }}
-    {%- endif %}
+    {% if is_incremental() %}
+    where {{ changed_session_dates_filter(ref('stg_polygon__stocks_minute')) }}
+    {% endif %}
 
 ),
 

@@ -15,7 +15,9 @@ def model(dbt, session):
     from loaders.calendar import session_bounds, sessions
 
     daily = dbt.ref("stg_polygon__stocks_daily")
-    bounds = daily.aggregate("min(session_date) as first_session, max(session_date) as last_session").fetchone()
+    bounds = daily.aggregate(
+        "min(session_date) as first_session, max(session_date) as last_session"
+    ).fetchone()
     first_session, last_session = bounds if bounds else (None, None)
     rows = []
     if first_session is not None:
@@ -32,8 +34,12 @@ def model(dbt, session):
     frame = pd.DataFrame(
         {
             "session_date": pd.Series([row["session_date"] for row in rows], dtype="datetime64[us]"),
-            "regular_open_at": pd.Series([row["regular_open_at"] for row in rows], dtype="datetime64[us, UTC]"),
-            "regular_close_at": pd.Series([row["regular_close_at"] for row in rows], dtype="datetime64[us, UTC]"),
+            "regular_open_at": pd.Series(
+                [row["regular_open_at"] for row in rows], dtype="datetime64[us, UTC]"
+            ),
+            "regular_close_at": pd.Series(
+                [row["regular_close_at"] for row in rows], dtype="datetime64[us, UTC]"
+            ),
             "regular_minutes": pd.Series([row["regular_minutes"] for row in rows], dtype="int64"),
         }
     )

@@ -112,7 +112,7 @@ final as (
         volume,
         transactions,
         underlying_close,
-        {{ dbt.datediff('session_date', 'expiration_date', 'day') }} as days_to_expiry,
+        date_diff('day', session_date, expiration_date) as days_to_expiry,
         underlying_close / nullif(strike_price, 0) as moneyness,
         case
             when underlying_close > 0 and strike_price > 0 then ln(underlying_close / strike_price)

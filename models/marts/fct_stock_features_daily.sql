@@ -270,9 +270,9 @@ final as (
     select * exclude (rewrite_from_date)
 
     from features
-    {% if is_incremental() -%}
-        where session_date >= rewrite_from_date
-    {%- endif %}
+    {% if is_incremental() %}
+    where session_date >= rewrite_from_date
+    {% endif %}
 
 )
 

@@ -18,9 +18,9 @@ with
 minute_summaries as (
 
     select * from {{ ref('int_stock_minute_bars_aggregated_daily') }}
-    {% if is_incremental() -%}
-        where {{ changed_session_dates_filter(ref('int_stock_minute_bars_aggregated_daily'), 'source_load_id') }}
-    {%- endif %}
+    {% if is_incremental() %}
+    where {{ changed_session_dates_filter(ref('int_stock_minute_bars_aggregated_daily'), 'source_load_id') }}
+    {% endif %}
 
 ),
 
