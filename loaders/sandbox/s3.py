@@ -393,13 +393,15 @@ class S3App:
         self.account_id = f"{secrets.randbelow(9 * 10**11) + 10**11}"
         self.store = FlatFileStore(market, faults, self.account_id)
         self._moto = create_backend_app("s3")
-        self.requests = 0
+        self.requests = 0  # every request seen, faulted or not (tests check that retries happened)
+        self._count_lock = threading.Lock()
 
     def close(self) -> None:
         self.store.close()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        self.requests += 1
+        with self._count_lock:
+            self.requests += 1
         environ["HTTP_HOST"] = environ.get("HTTP_HOST") or "localhost"
         try:
             self.verifier.verify(environ)
