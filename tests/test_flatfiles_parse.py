@@ -179,3 +179,13 @@ def test_not_gzip_at_all_is_rejected(tmp_path: Path) -> None:
 def test_header_only_file_is_rejected(tmp_path: Path) -> None:
     error = _error(_write(tmp_path, []))
     assert "no data rows" in str(error)
+
+
+def test_a_file_rejected_early_leaves_no_inflating_thread_behind(tmp_path: Path) -> None:
+    import threading
+
+    lines = [f"T{i},1,1,1,1,1,{MIDNIGHT_ET},1" for i in range(200_000)]
+    lines[10] = "BAD,1,1,1,1,1,1,1"  # outside the session, in the first block
+    with pytest.raises(FlatFileError):
+        _load(_write(tmp_path, lines), block_size=1 << 16)
+    assert not [t for t in threading.enumerate() if t.name == "gunzip" and t.is_alive()]

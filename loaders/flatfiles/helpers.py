@@ -484,10 +484,9 @@ def read_flatfile(
     rows = 0
     pending: list[pa.RecordBatch] = []
     pending_rows = 0
+    inflated = ThreadedGunzip(path)
     try:
-        reader = pacsv.open_csv(
-            pa.PythonFile(ThreadedGunzip(path), mode="r"), read_options=read, convert_options=convert
-        )
+        reader = pacsv.open_csv(pa.PythonFile(inflated, mode="r"), read_options=read, convert_options=convert)
         for batch in reader:
             if batch.num_rows == 0:
                 continue
@@ -505,6 +504,8 @@ def read_flatfile(
         raise FlatFileError(
             key, f"corrupt or truncated gzip after line {rows + pending_rows + 1}: {exc}"
         ) from None
+    finally:
+        inflated.close()  # stops the inflating thread when parsing ends early
     if pending_rows:
         yield _to_bronze(pa.Table.from_batches(pending), key, etag, load_id)
         rows += pending_rows
