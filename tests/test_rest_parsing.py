@@ -167,3 +167,21 @@ def test_bad_values_name_dataset_record_and_field() -> None:
         parsing.news([{"id": "n1", "title": "t"}])
     with pytest.raises(parsing.ParseError, match=r"short_volume: .*field 'short_volume'"):
         parsing.short_volume([{"ticker": "A", "date": "2025-01-02", "short_volume": 1.5}])
+
+
+def test_a_reused_symbol_keeps_its_active_listing() -> None:
+    from loaders.rest import one_row_per_ticker
+
+    day = dt.date(2025, 1, 2)
+    delisted = {
+        "ticker": "ABC",
+        "name": "Old ABC",
+        "market": "stocks",
+        "locale": "us",
+        "active": False,
+        "delisted_utc": "2020-01-02T00:00:00Z",
+    }
+    active = {"ticker": "ABC", "name": "New ABC", "market": "stocks", "locale": "us", "active": True}
+    for order in ([delisted, active], [active, delisted]):
+        table = one_row_per_ticker(parsing.tickers(order, day)["tickers"])
+        assert table.column("name").to_pylist() == ["New ABC"]

@@ -281,7 +281,26 @@ def tickers(ctx: RunContext) -> Iterator[Any]:
         ]
     else:
         jobs = [(endpoint.path, {**base, "active": active}, parse) for active in ("true", "false")]
-    yield from _emit(ctx, "tickers", _fan_out(ctx, "tickers", jobs))
+    pages = [page["tickers"] for page in _fan_out(ctx, "tickers", jobs)]
+    if pages:
+        yield from _emit(ctx, "tickers", [{"tickers": one_row_per_ticker(pa.concat_tables(pages))}])
+
+
+def one_row_per_ticker(table: pa.Table) -> pa.Table:
+    """A symbol can be both delisted (an old company) and active (a new one): keep the active listing,
+    else the most recently delisted one, so the merge by ticker never depends on page order."""
+    rows = table.to_pylist()
+    epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
+
+    def rank(row: dict[str, Any]) -> tuple[bool, dt.datetime, dt.datetime]:
+        return (bool(row["active"]), row["delisted_utc"] or epoch, row["last_updated_utc"] or epoch)
+
+    best: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        current = best.get(row["ticker"])
+        if current is None or rank(row) > rank(current):
+            best[row["ticker"]] = row
+    return pa.Table.from_pylist(list(best.values()), schema=table.schema)
 
 
 @dlt.resource(name="ticker_events", write_disposition="merge", primary_key="id")
