@@ -384,7 +384,11 @@ def bronze_destination(
         batch_size=0,
         naming_convention="direct",
         skip_dlt_columns_and_tables=True,
-        max_parallel_load_jobs=2,
+        # One job at a time: dlt commits the shared load-package state after every custom-destination job,
+        # and two threads doing that at once corrupt it (seen as a segfault in orjson under load). Staging is
+        # a hard link per file, so parallel jobs would buy nothing anyway.
+        max_parallel_load_jobs=1,
+        loader_parallelism_strategy="sequential",
     )
 
 
