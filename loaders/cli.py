@@ -248,6 +248,10 @@ def backfill(
     build: Annotated[
         bool, typer.Option("--build/--no-build", help="Run `dbt build` and the gold export afterwards (if silver exists).")
     ] = True,
+    dbt_select: Annotated[
+        Optional[str],
+        typer.Option("--dbt-select", help="dbt node selection for the build step, e.g. '+qlib_export' (default: all)."),
+    ] = None,
 ) -> None:
     """Load a date range (or a gaps file's ranges) in calendar-month chunks."""
     from loaders.ops.backfill import backfill_command
@@ -261,6 +265,7 @@ def backfill(
             incremental=incremental,
             max_concurrent=max_concurrent,
             build=build,
+            dbt_select=dbt_select,
         )
     )
 
@@ -273,13 +278,21 @@ def retry_failed(
     build: Annotated[
         bool, typer.Option("--build/--no-build", help="Run `dbt build` and the gold export afterwards (if silver exists).")
     ] = True,
+    dbt_select: Annotated[
+        Optional[str],
+        typer.Option("--dbt-select", help="dbt node selection for the build step, e.g. '+qlib_export' (default: all)."),
+    ] = None,
 ) -> None:
     """Re-run the dates and pages that failed in earlier runs (from the run ledger) and are still unresolved."""
     from loaders.ops.retry import retry_failed_command
 
     raise typer.Exit(
         retry_failed_command(
-            [d.value for d in datasets] if datasets else None, max_concurrent=max_concurrent, dry_run=dry_run, build=build
+            [d.value for d in datasets] if datasets else None,
+            max_concurrent=max_concurrent,
+            dry_run=dry_run,
+            build=build,
+            dbt_select=dbt_select,
         )
     )
 
@@ -384,6 +397,10 @@ def refresh(
     max_concurrent: Annotated[int, typer.Option("--max-concurrent", min=1, help="Parallel downloads per dataset.")] = 4,
     build: Annotated[bool, typer.Option("--build/--no-build", help="Run `dbt build` and the gold export.")] = True,
     check: Annotated[bool, typer.Option("--validate/--no-validate", help="Run `quantmini validate` at the end.")] = True,
+    dbt_select: Annotated[
+        Optional[str],
+        typer.Option("--dbt-select", help="dbt node selection for the build step, e.g. '+qlib_export' (default: all)."),
+    ] = None,
 ) -> None:
     """Ingest incrementally, `dbt build`, export gold, validate; prints a summary and exits non-zero on failure."""
     from loaders.ops.refresh import refresh_command
@@ -395,6 +412,7 @@ def refresh(
             max_concurrent=max_concurrent,
             build=build,
             validate=check,
+            dbt_select=dbt_select,
         )
     )
 

@@ -34,6 +34,9 @@ CONFIG = MarketConfig(
     minute=False,
 )
 DATASETS = ["-t", "stocks_daily", "-t", "splits", "-t", "dividends"]
+# build only the models gold needs (the full project's build is covered by the silver tests); this keeps
+# eight builds to seconds each on a 2-core machine
+SELECT = ["--dbt-select", "+qlib_export"]
 
 
 @pytest.fixture()
@@ -69,12 +72,12 @@ def test_initial_load_daily_refreshes_gap_repair_and_clean_rebuild(
     assert len(year) >= 250
     assert sorted(p.name for p in bronze.iterdir()) == [f"session_date={d}" for d in year]
 
-    code, out = _cli("refresh", "daily")
+    code, out = _cli("refresh", "daily", *SELECT)
     assert code == 0, out
 
     for _ in range(5):
         httpx.post(f"{market.rest_url}/_sandbox/advance", params={"days": 1}, timeout=30).raise_for_status()
-        code, out = _cli("refresh", "daily")
+        code, out = _cli("refresh", "daily", *SELECT)
         assert code == 0, out
     served = calendar.sessions(START, market.market.today)
     assert len(served) == len(year) + 5
@@ -94,7 +97,7 @@ def test_initial_load_daily_refreshes_gap_repair_and_clean_rebuild(
     ]
     assert entry["weekend_days"] > 100 and any(h["name"] == "Thanksgiving" for h in entry["holidays"])
 
-    code, out = _cli("backfill", "--gaps-file", str(gaps_file))
+    code, out = _cli("backfill", "--gaps-file", str(gaps_file), *SELECT)
     assert code == 0, out
     code, out = _cli("gaps", "-t", "stocks_daily", "--fail-on-gaps")
     assert code == 0, out
@@ -113,7 +116,7 @@ def test_initial_load_daily_refreshes_gap_repair_and_clean_rebuild(
     from loaders.config import load_settings
     from loaders.ops import runner
 
-    outcome = runner.build_downstream(load_settings(), minute=False)
+    outcome = runner.build_downstream(load_settings(), minute=False, select=SELECT[1])
     assert outcome.ok, (outcome.dbt.message, outcome.dbt.failures, outcome.gold_code)
     incremental_gold = _files(data_dir / "gold" / "qlib")
     clean_gold = _files(clean / "gold" / "qlib")

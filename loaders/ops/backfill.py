@@ -104,6 +104,7 @@ def backfill_command(
     incremental: bool | None = None,
     max_concurrent: int = 4,
     build: bool = True,
+    dbt_select: str | None = None,
 ) -> int:
     """`quantmini backfill`: 0 when every chunk (and the rebuild) succeeded, 1 on a failure, 2 on bad input."""
     from rich.console import Console
@@ -165,7 +166,7 @@ def backfill_command(
         from loaders.ops.runner import build_downstream
 
         console.print("Rebuilding silver (dbt build) and gold ...")
-        outcome = build_downstream(settings)
+        outcome = build_downstream(settings, select=dbt_select)
         if not outcome.ok:
             console.print(
                 f"[red]rebuild failed: {outcome.dbt.message or outcome.dbt.failures or outcome.gold_code}[/red]"

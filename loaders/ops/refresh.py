@@ -92,6 +92,7 @@ def run_refresh(
     max_concurrent: int = 4,
     build: bool = True,
     validate: bool = True,
+    dbt_select: str | None = None,
 ) -> RefreshSummary:
     from loaders.ops import runner
 
@@ -138,7 +139,7 @@ def run_refresh(
     if build:
 
         def dbt_step() -> tuple[bool, str, Any]:
-            outcome = runner.dbt_build(settings)
+            outcome = runner.dbt_build(settings, select=dbt_select)
             detail = "; ".join(outcome.failures[:3]) or outcome.message
             return outcome.ok, detail, outcome
 
@@ -187,6 +188,7 @@ def refresh_command(
     max_concurrent: int = 4,
     build: bool = True,
     validate: bool = True,
+    dbt_select: str | None = None,
 ) -> int:
     from filelock import FileLock, Timeout
     from rich.console import Console
@@ -214,7 +216,13 @@ def refresh_command(
         started = dt.datetime.now(dt.UTC).replace(microsecond=0)
         console.print(f"refresh {mode}: {', '.join(names)}")
         summary = run_refresh(
-            settings, mode, names, max_concurrent=max_concurrent, build=build, validate=validate
+            settings,
+            mode,
+            names,
+            max_concurrent=max_concurrent,
+            build=build,
+            validate=validate,
+            dbt_select=dbt_select,
         )
     finally:
         lock.release()

@@ -62,7 +62,12 @@ def plan_retries(settings: Settings, datasets: list[str] | None = None) -> list[
 
 
 def retry_failed_command(
-    datasets: list[str] | None, *, max_concurrent: int = 4, dry_run: bool = False, build: bool = True
+    datasets: list[str] | None,
+    *,
+    max_concurrent: int = 4,
+    dry_run: bool = False,
+    build: bool = True,
+    dbt_select: str | None = None,
 ) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -100,7 +105,7 @@ def retry_failed_command(
                 f"{p.dataset} {lo or 'cursor'}..{hi or 'latest'}: {'ok' if code == 0 else f'exit {code}'}"
             )
     if build and not failed and settings.duckdb_path.exists():
-        outcome = runner.build_downstream(settings)
+        outcome = runner.build_downstream(settings, select=dbt_select)
         if not outcome.ok:
             console.print(f"[red]rebuild failed: {outcome.dbt.message or outcome.dbt.failures}[/red]")
             return 1

@@ -168,11 +168,11 @@ class BuildOutcome:
         return self.dbt.ok and (self.gold_code in (None, 0))
 
 
-def build_downstream(settings: Settings, *, minute: bool = True) -> BuildOutcome:
-    """dbt build, then the gold export unless the build's own hook already wrote gold."""
+def build_downstream(settings: Settings, *, minute: bool = True, select: str | None = None) -> BuildOutcome:
+    """dbt build (optionally a node selection), then the gold export unless the build already wrote gold."""
     before = gold_stamp(settings)
     started = time.time()
-    outcome = dbt_build(settings)
+    outcome = dbt_build(settings, select=select)
     if not outcome.ok:
         return BuildOutcome(outcome, None)
     after = gold_stamp(settings)
