@@ -41,6 +41,38 @@ print(json.dumps(out))
 """
 
 
+def _dbt_build(tmp_path: Path, env: dict[str, str], *select: str) -> None:
+    build = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("dbt")),
+            "build",
+            *(["--select", *select] if select else []),
+            "--project-dir",
+            str(ROOT),
+            "--target-path",
+            str(tmp_path / "target"),
+            "--log-path",
+            str(tmp_path / "logs"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert build.returncode == 0, build.stdout[-4000:]
+
+
+def _summary(tmp_path: Path) -> list[tuple]:
+    con = duckdb.connect(str(tmp_path / "quantmini.duckdb"), read_only=True)
+    try:
+        return con.execute(
+            "select freq, export_mode, symbols_written, symbols_appended, symbols_rewritten, files_written "
+            "from main_gold.qlib_export order by freq"
+        ).fetchall()
+    finally:
+        con.close()
+
+
 def _write_bronze(data_dir: Path, market: Market, minute_days: list[dt.date]) -> None:
     for dataset, days, render in (
         ("stocks_daily", market.sessions, market.stock_day_aggs),
@@ -94,24 +126,13 @@ def test_dbt_build_on_sandbox_bronze_gives_a_qlib_dir_that_returns_silver(tmp_pa
     assert market.splits(), "the sandbox market should split at least one ticker in this range"
     minute_days = market.sessions[-2:]
     _write_bronze(tmp_path, market, minute_days)
-    env = {**os.environ, "QM_DATA_DIR": str(tmp_path), "DBT_PROFILES_DIR": str(ROOT)}
-    build = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("dbt")),
-            "build",
-            "--project-dir",
-            str(ROOT),
-            "--target-path",
-            str(tmp_path / "target"),
-            "--log-path",
-            str(tmp_path / "logs"),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert build.returncode == 0, build.stdout[-4000:]
+    env = {
+        **os.environ,
+        "QM_DATA_DIR": str(tmp_path),
+        "DBT_PROFILES_DIR": str(ROOT),
+        "QM_QLIB_FEATURES": "return_1d,rsi_14,atr_14",
+    }
+    _dbt_build(tmp_path, env)
 
     gold = tmp_path / "gold" / "qlib"
     read = subprocess.run(
@@ -147,3 +168,11 @@ def test_dbt_build_on_sandbox_bronze_gives_a_qlib_dir_that_returns_silver(tmp_pa
         assert (change_q is None and change is None) or change_q == pytest.approx(change, rel=1e-5, abs=1e-7)
         adjusted += ticker in split_tickers and not np.isclose(factor, 1.0)
     assert adjusted > 0, "a split ticker's history should carry factors other than 1"
+
+    # the export ran inside dbt build, as a full export with the configured features
+    summary = _summary(tmp_path)
+    assert [(f, mode) for f, mode, *_ in summary] == [("1min", "full"), ("day", "full")]
+    assert list((gold / "features").glob("*/atr_14.day.bin"))
+    # building the gold model again finds nothing new: incremental, no file written
+    _dbt_build(tmp_path, env, "qlib_export")
+    assert _summary(tmp_path) == [("1min", "incremental", 0, 0, 0, 0), ("day", "incremental", 0, 0, 0, 0)]
