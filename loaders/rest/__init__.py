@@ -96,8 +96,8 @@ def _fan_out(
                 return []
             raise
 
-    if len(jobs) == 1:
-        yield from _walk(ctx, dataset, *jobs[0])
+    if len(jobs) == 1 and not missing_ok:
+        yield from _walk(ctx, dataset, *jobs[0])  # stream a single listing page by page
         return
     with ThreadPoolExecutor(max_workers=ctx.max_concurrent, thread_name_prefix=f"rest-{dataset}") as pool:
         for parsed_pages in pool.map(run, jobs):
