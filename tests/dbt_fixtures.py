@@ -30,6 +30,29 @@ FLATFILE_KEYS = {
     "options_minute": "us_options_opra/minute_aggs_v1",
 }
 
+# The silver models this area owns; tests and the benchmark build exactly these (and their tests), so
+# models other areas add beside them do not change what is measured.
+SILVER_MODELS = (
+    "stg_polygon__stocks_daily",
+    "stg_polygon__stocks_minute",
+    "stg_polygon__options_daily",
+    "stg_polygon__options_minute",
+    "stg_polygon__splits",
+    "stg_polygon__dividends",
+    "stg_polygon__options_contracts",
+    "int_trading_sessions",
+    "int_stock_adjustment_factors",
+    "int_stock_minute_bars_aggregated_daily",
+    "int_stock_daily_adjusted",
+    "int_option_contracts",
+    "int_option_contract_bars_daily",
+    "fct_stock_features_daily",
+    "fct_stock_minute_features_daily",
+    "fct_option_contracts_daily",
+    "fct_options_underlying_daily",
+)
+SILVER_SELECTION = ["--select", *SILVER_MODELS]
+
 REST_PARTITIONS = {
     "splits": "execution_date",
     "dividends": "ex_dividend_date",

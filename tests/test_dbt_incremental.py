@@ -18,11 +18,16 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from dbt_fixtures import run_dbt, write_flatfile_session, write_market_sessions, write_rest_records
+from dbt_fixtures import (
+    SILVER_SELECTION,
+    run_dbt,
+    write_flatfile_session,
+    write_market_sessions,
+    write_rest_records,
+)
 
 from loaders.sandbox.market import Market, MarketConfig
 
-SILVER_SELECTION = ["--select", "path:models/staging", "path:models/intermediate", "path:models/marts"]
 NEW_SESSIONS = 12
 
 # every table the silver build materialises, with its grain

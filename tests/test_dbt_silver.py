@@ -14,12 +14,11 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from dbt_fixtures import run_dbt, write_market_sessions, write_rest_records
+from dbt_fixtures import SILVER_SELECTION, run_dbt, write_market_sessions, write_rest_records
 
 from loaders.calendar import session_bounds
 from loaders.sandbox.market import Market, MarketConfig
 
-SILVER_SELECTION = ["--select", "path:models/staging", "path:models/intermediate", "path:models/marts"]
 MINUTE_SESSIONS = 6
 
 

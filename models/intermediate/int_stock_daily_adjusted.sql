@@ -35,10 +35,8 @@ bars_with_factors as (
         on
             daily_bars.ticker = adjustment_factors.ticker
             and daily_bars.session_date < adjustment_factors.applies_until_date
-            and (
-                adjustment_factors.applies_from_date is null
-                or daily_bars.session_date >= adjustment_factors.applies_from_date
-            )
+            -- one range predicate (no OR) so DuckDB plans a range join, not a filtered cross product
+            and daily_bars.session_date >= coalesce(adjustment_factors.applies_from_date, date '0001-01-01')
 
 ),
 

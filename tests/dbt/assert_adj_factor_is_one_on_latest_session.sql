@@ -1,0 +1,24 @@
+-- Qlib convention: adjusted = raw x factor with the factor at 1.0 on each ticker's latest session, so
+-- the newest prices are the quoted ones. Returns the tickers whose latest row breaks it.
+with
+
+features as (
+
+    select * from {{ ref('fct_stock_features_daily') }}
+
+),
+
+latest_rows as (
+
+    select
+        ticker,
+        session_date,
+        adj_factor
+
+    from features
+    qualify row_number() over (partition by ticker order by session_date desc) = 1
+
+)
+
+select * from latest_rows
+where adj_factor != 1.0
