@@ -254,10 +254,11 @@ features as (
         close / nullif(open, 0) - 1 as intraday_return,
         case when sessions_in_252 = 252 then adj_close / high_252_raw - 1 end as distance_to_52_week_high,
         case when sessions_in_252 = 252 then adj_close / low_252_raw - 1 end as distance_to_52_week_low,
+        -- windowed means can carry a rounding residue around 1e-18 where the exact value is 0
         case
             when moves_in_14 < 14 then null
-            when mean_gain_14 + mean_loss_14 = 0 then 50.0
-            else 100.0 * mean_gain_14 / (mean_gain_14 + mean_loss_14)
+            when greatest(mean_gain_14, 0) + greatest(mean_loss_14, 0) = 0 then 50.0
+            else 100.0 * greatest(mean_gain_14, 0) / (greatest(mean_gain_14, 0) + greatest(mean_loss_14, 0))
         end as rsi_14,
         rewrite_from_date
 
