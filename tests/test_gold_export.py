@@ -256,6 +256,7 @@ def test_missing_columns_and_bad_feature_names_are_named(
     with pytest.raises(ExportError, match="lower-case"):
         parse_features("RSI_14")
     assert parse_features(" return_1d, rsi_14 ,") == ("return_1d", "rsi_14")
+    assert parse_features("['return_1d', 'atr_14']") == ("return_1d", "atr_14")
 
 
 def test_export_command_reports_errors_and_writes_the_data_dir(

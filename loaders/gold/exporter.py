@@ -55,7 +55,7 @@ def parse_features(value: str | Iterable[str] | None) -> tuple[str, ...]:
     items = value.split(",") if isinstance(value, str) else list(value)
     names: list[str] = []
     for item in items:
-        name = str(item).strip()
+        name = str(item).strip().strip("[]'\" ")  # a YAML list rendered by dbt arrives as "['a', 'b']"
         if not name:
             continue
         if not _FEATURE_NAME.fullmatch(name):
