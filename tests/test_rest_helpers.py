@@ -163,3 +163,32 @@ def test_tickers_file_errors_name_the_line(tmp_path: Path) -> None:
         read_tickers_file(bad)
     with pytest.raises(UsageError, match="cannot read"):
         read_tickers_file(tmp_path / "missing.txt")
+
+
+def test_a_rejected_saved_cursor_restarts_the_listing(tmp_path: Path) -> None:
+    pages = {
+        None: {"results": [1], "next_url": "https://api.example.test/x?cursor=p2"},
+        "p2": {"results": [2]},
+    }
+    expired = {"value": False}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        cursor = request.url.params.get("cursor")
+        if cursor and expired["value"]:
+            return httpx.Response(400, json={"status": "ERROR", "error": "invalid cursor"})
+        return httpx.Response(200, json=pages[cursor])
+
+    client = _client(handler)
+    first = Landing(tmp_path, "demo", "/x", {}, KEY).pages(client, "/x", {})
+    next(first)
+    first.close()
+    expired["value"] = True
+    # The saved cursor is rejected: that fetch is marked stale and the listing starts over (and fails
+    # again here, since every cursor is rejected for now).
+    with pytest.raises(RestError):
+        list(Landing(tmp_path, "demo", "/x", {}, KEY).pages(client, "/x", {}))
+    expired["value"] = False
+    landing = Landing(tmp_path, "demo", "/x", {}, KEY)
+    assert [p.data["results"] for p in landing.pages(client, "/x", {})] == [[1], [2]]
+    markers = sorted(p.relative_to(landing.folder).parts[-1] for p in landing.folder.rglob("_*"))
+    assert markers == ["_COMPLETE", "_STALE"]

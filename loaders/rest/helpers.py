@@ -290,6 +290,8 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 
 COMPLETE_MARKER = "_COMPLETE"
+STALE_MARKER = "_STALE"  # an interrupted fetch whose saved cursor the server no longer accepts
+STALE_CURSOR_STATUSES = frozenset({400, 404, 410})
 
 
 def _next_url(data: Any) -> str | None:
@@ -316,7 +318,8 @@ class Landing:
     Every fetched page is written (atomically) before it is parsed. A fetch folder without the
     `_COMPLETE` marker is an interrupted listing: the next run with the same request replays its pages
     from disk and continues from the last page's `next_url`, so a killed run neither re-downloads nor
-    skips anything. A completed listing is never replayed: the next run fetches fresh pages.
+    skips anything. A completed listing is never replayed: the next run fetches fresh pages. Should the
+    server reject the saved cursor (expired), the fetch is marked `_STALE` and the listing starts over.
     """
 
     def __init__(self, root: Path, dataset: str, path: str, params: Mapping[str, Any], secret: str) -> None:
@@ -329,36 +332,66 @@ class Landing:
         if not self.folder.exists():
             return None
         fetches = sorted(p for p in self.folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-        if fetches and not (fetches[-1] / COMPLETE_MARKER).exists():
+        if fetches and not any((fetches[-1] / marker).exists() for marker in (COMPLETE_MARKER, STALE_MARKER)):
             return fetches[-1]
         return None
+
+    def _new_fetch(self) -> Path:
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        fetch = self.folder / stamp
+        fetch.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.folder / "request.json", json.dumps(self._request, indent=1).encode())
+        return fetch
 
     def pages(self, client: PolygonClient, path: str, params: Mapping[str, Any]) -> Iterator[Page]:
         """Pages of the listing, replaying an interrupted fetch from disk first."""
         fetch = self._unfinished()
+        if fetch is None:
+            yield from self._fetch(client, self._new_fetch(), 0, path, params)
+            return
         number = 0
         next_url: str | None = path
         next_params: Mapping[str, Any] | None = params
-        if fetch is not None:
-            saved = sorted(fetch.glob("page-*.json"))
-            for file in saved:
-                number += 1
-                try:
-                    data = json.loads(file.read_bytes())
-                except ValueError as exc:
-                    raise RestError(f"landed page {file} is not valid JSON: {exc}") from None
-                yield Page(data=data, path=file, number=number, resumed=True)
-                next_url = _next_url(data)
-                next_params = None
-            if saved and not next_url:
-                atomic_write(fetch / COMPLETE_MARKER, b"")
-                return
-            log.info("resuming listing %s after %d landed pages", self.listing, len(saved))
-        else:
-            stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
-            fetch = self.folder / stamp
-            fetch.mkdir(parents=True, exist_ok=True)
-            atomic_write(self.folder / "request.json", json.dumps(self._request, indent=1).encode())
+        saved = sorted(fetch.glob("page-*.json"))
+        for file in saved:
+            number += 1
+            try:
+                data = json.loads(file.read_bytes())
+            except ValueError as exc:
+                raise RestError(f"landed page {file} is not valid JSON: {exc}") from None
+            yield Page(data=data, path=file, number=number, resumed=True)
+            next_url = _next_url(data)
+            next_params = None
+        if saved and not next_url:
+            atomic_write(fetch / COMPLETE_MARKER, b"")
+            return
+        log.info("resuming listing %s after %d landed pages", self.listing, len(saved))
+        try:
+            yield from self._fetch(client, fetch, number, next_url, next_params)
+        except RestError as exc:
+            if (
+                not saved
+                or exc.status not in STALE_CURSOR_STATUSES
+                or fetch.joinpath(COMPLETE_MARKER).exists()
+            ):
+                raise
+            # The server no longer accepts the saved cursor: start the listing over (rows already
+            # yielded come again and are merged by key, so nothing is duplicated).
+            log.warning(
+                "saved cursor of listing %s rejected (HTTP %s); fetching it again", self.listing, exc.status
+            )
+            atomic_write(fetch / STALE_MARKER, b"")
+            yield from self._fetch(client, self._new_fetch(), 0, path, params)
+
+    def _fetch(
+        self,
+        client: PolygonClient,
+        fetch: Path,
+        number: int,
+        next_url: str | None,
+        next_params: Mapping[str, Any] | None,
+    ) -> Iterator[Page]:
+        """Request pages from `next_url` on, landing each before yielding it; mark the fetch complete."""
         seen: set[str] = set()
         while next_url:
             relative = client.relative(next_url)
