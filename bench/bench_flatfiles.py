@@ -180,12 +180,16 @@ def _child(case: str, dataset: str, src: Path, work: Path) -> dict[str, Any]:
     """Entry of the per-case process."""
     if case != "gzip":
         _warm_up(case, dataset, src, work)
+    who = resource.RUSAGE_CHILDREN if case == "gzip" else resource.RUSAGE_SELF
+    before = resource.getrusage(who)
     with PeakRss() as rss:
         rows = _run(case, dataset, src, work / "run")
+    after = resource.getrusage(who)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     peak = rss.peak
     if case == "gzip":  # the floor's memory is the gzip process's own (a fresh exec: its own maxrss)
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-    return {"rows": rows, "seconds": _STATE["seconds"], "peak_rss_mb": peak / 2**20}
+    return {"rows": rows, "seconds": _STATE["seconds"], "cpu_seconds": cpu, "peak_rss_mb": peak / 2**20}
 
 
 def _run_case(case: str, dataset: str, src: Path, work: Path) -> dict[str, Any]:
@@ -224,7 +228,7 @@ def run() -> dict[str, Any]:
     work = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="qm-bench-flatfiles-"))
     work.mkdir(parents=True, exist_ok=True)
     rows_out: list[dict[str, Any]] = []
-    summary: dict[str, Any] = {"scale": scale}
+    summary: dict[str, Any] = {"scale": scale, "load_avg_at_start": round(os.getloadavg()[0], 2)}
     try:
         datasets = os.environ.get("QM_BENCH_DATASETS", "stocks_minute,options_daily").split(",")
         for dataset in datasets:
@@ -255,6 +259,7 @@ def run() -> dict[str, Any]:
                         "rows/s": round(r["rows"] / r["seconds"]) if r["seconds"] else 0,
                         "csv_MB/s": round(csv_mb / r["seconds"], 3) if r["seconds"] else 0.0,
                         "gz_MB/s": round(gz_mb / r["seconds"], 3) if r["seconds"] else 0.0,
+                        "cpu_s": round(r["cpu_seconds"], 3),
                         "rss_MiB": round(r["peak_rss_mb"], 1),
                         "vs_pyarrow": round(r["seconds"] / base, 2) if base else 0.0,
                     }
@@ -271,6 +276,9 @@ def run() -> dict[str, Any]:
             summary[f"{dataset}_ours_vs_duckdb"] = round(ours["seconds"] / results["duckdb"]["seconds"], 2)
             summary[f"{dataset}_ours_vs_gzip"] = round(ours["seconds"] / results["gzip"]["seconds"], 2)
             summary[f"{dataset}_ours_peak_rss_mb"] = round(ours["peak_rss_mb"], 1)
+            summary[f"{dataset}_ours_cpu_vs_pyarrow"] = round(
+                ours["cpu_seconds"] / results[BASELINE]["cpu_seconds"], 2
+            )
             summary[f"{dataset}_meets_target"] = (
                 ours["seconds"] <= TARGET_RATIO * base and ours["peak_rss_mb"] < RSS_LIMIT_MB
             )
@@ -282,6 +290,7 @@ def run() -> dict[str, Any]:
         "rows": rows_out,
         **summary,
         "repeat": repeat,
+        "load_avg_at_end": round(os.getloadavg()[0], 2),
         "notes": [
             f"target: ours <= {TARGET_RATIO}x pyarrow read_csv+write_table time, peak RSS < {RSS_LIMIT_MB} MiB",
             "each case runs in its own process after a warm-up on the file's first rows; best time of the"
