@@ -17,7 +17,8 @@ from loaders.gold.exporter import export_duckdb_file
 from loaders.gold.symbols import from_qlib_symbol, to_qlib_symbol
 from loaders.gold.synthetic import daily_table, minute_table, write_silver
 
-pytestmark = pytest.mark.qlib
+# one worker builds the provider dir and initialises Qlib once for the whole module
+pytestmark = [pytest.mark.qlib, pytest.mark.xdist_group("gold_qlib")]
 
 START, END = dt.date(2024, 1, 2), dt.date(2024, 6, 28)
 MINUTE_DAYS = [dt.date(2024, 6, 26), dt.date(2024, 6, 27), dt.date(2024, 6, 28)]
