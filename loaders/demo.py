@@ -98,6 +98,18 @@ def _qlib_snippet(gold: Path) -> str:
     )
 
 
+def _run_qlib(gold: Path) -> int:
+    """Run the printed snippet in a fresh interpreter, so what the user copies is what was checked."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _qlib_snippet(gold)], capture_output=True, text=True)
+    console.print(done.stdout, markup=False)
+    if done.returncode != 0:
+        console.print(done.stderr[-2000:], markup=False)
+    return done.returncode
+
+
 def run_demo(keep_data: bool = False) -> int:
     from loaders import calendar
     from loaders.config import load_settings
@@ -205,6 +217,10 @@ def run_demo(keep_data: bool = False) -> int:
     console.print(f"Gold:    {gold}")
     console.print("Read the gold layer with Qlib:")
     console.print(_qlib_snippet(gold), markup=False)
+    if (gold / "calendars" / "day.txt").exists():
+        results.append(
+            _step("read gold with Qlib", "python -c '<the snippet above>'", lambda: _run_qlib(gold))
+        )
     failed = [title for title, code, _ in results if code != 0]
     if failed:
         console.print(f"[red]Failed steps: {', '.join(failed)}[/red]")
