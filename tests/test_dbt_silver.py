@@ -139,7 +139,7 @@ def _recompute(group: pd.DataFrame) -> pd.DataFrame:
         group["adj_volume"] / group["adj_volume"].shift(1).rolling(20, min_periods=20).mean()
     )
     out["atr_14"] = tr.rolling(14, min_periods=14).mean()
-    out["rsi_14"] = np.where(mean_gain + mean_loss == 0, 50.0, 100.0 * mean_gain / (mean_gain + mean_loss))
+    out["rsi_14"] = np.where(mean_gain + mean_loss == 0, 50.0, 100.0 * (mean_gain / (mean_gain + mean_loss)))
     out.loc[mean_gain.isna(), "rsi_14"] = np.nan
     out["gap"] = group["adj_open"] / prev - 1
     out["distance_to_52_week_high"] = close / high.rolling(252, min_periods=252).max() - 1

@@ -258,7 +258,7 @@ features as (
         case
             when moves_in_14 < 14 then null
             when greatest(mean_gain_14, 0) + greatest(mean_loss_14, 0) = 0 then 50.0
-            else 100.0 * greatest(mean_gain_14, 0) / (greatest(mean_gain_14, 0) + greatest(mean_loss_14, 0))
+            else 100.0 * (greatest(mean_gain_14, 0) / (greatest(mean_gain_14, 0) + greatest(mean_loss_14, 0)))
         end as rsi_14,
         rewrite_from_date
 
