@@ -11,7 +11,7 @@ from loaders.gold.symbols import SymbolError, feature_dir_name, from_qlib_symbol
 
 AWKWARD = [
     "ABCpA", "ABCPA", "ABCpa", "abcpa", "BRK.B", "BRK.b", "CON", "con", "Con", "COM1", "LPT9", "NUL", "AUX",
-    "qLIBcON", "_qlib_CON", "A_B", "A%5FB", "A%B", "..", ".", "O:SPY251219C00650000", "É", "X Y", "a/b", "q", "Q",
+    "qLIBcON", "_qlib_CON", "A_B", "A%5FB", "A%B", "..", ".", "O:SPY251219C00650000", "É", "X Y", "a/b", "q", "Q", "NA", "NAN", "NULL", "nan", "None",
 ]  # fmt: skip
 
 
@@ -40,6 +40,21 @@ def test_readable_names_for_the_usual_cases() -> None:
     assert to_qlib_symbol("BRK.B") == "BRK.B"
     assert to_qlib_symbol("KIMpL") == "KIM_pL"
     assert feature_dir_name("CON") == "_qlib_con"
+    assert to_qlib_symbol("NA") == "%4EA" and to_qlib_symbol("NULL") == "%4EULL"
+
+
+@pytest.mark.parametrize("ticker", AWKWARD)
+def test_instrument_names_survive_pandas_csv_parsing(ticker: str) -> None:
+    import io
+
+    import pandas as pd
+
+    line = f"{to_qlib_symbol(ticker)}\t2024-01-02\t2024-01-03\n"
+    # the same read_csv call Qlib's FileInstrumentStorage makes
+    frame = pd.read_csv(
+        io.StringIO(line), sep="\t", usecols=[0, 1, 2], names=["i", "s", "e"], dtype={"i": str}
+    )
+    assert frame["i"].tolist() == [to_qlib_symbol(ticker)]
 
 
 def test_bad_names_are_rejected_with_the_name() -> None:

@@ -9,7 +9,9 @@ ticker is therefore the ticker with every character that does not survive lower-
 - ``A``-``Z``, ``0``-``9``, ``-`` and ``.`` (except a leading ``.``) are kept: ``BRK.B`` -> ``BRK.B``;
 - a lower-case ASCII letter ``x`` becomes ``_x``: ``ABCpA`` -> ``ABC_pA`` (folder ``abc_pa``);
 - anything else (``_``, ``%``, ``/``, ``:``, spaces, non-ASCII, a leading ``.``, a leading ``q``) becomes
-  ``%XX`` per UTF-8 byte with upper-case hex: ``A_B`` -> ``A%5FB``, ``O:SPY`` -> ``O%3ASPY``.
+  ``%XX`` per UTF-8 byte with upper-case hex: ``A_B`` -> ``A%5FB``, ``O:SPY`` -> ``O%3ASPY``;
+- a name that pandas reads as NA (``NA``, ``NAN``, ``NULL``; Qlib parses instrument files with
+  ``pd.read_csv``) has its first character escaped: ``NA`` -> ``%4EA``.
 
 After lower-casing, an ``_`` is always followed by an escaped lower-case letter and a ``%`` by two hex
 digits, so the folder name decodes back to the ticker: the mapping is injective on folder names, not
@@ -27,6 +29,25 @@ _DEVICE_NAMES = frozenset(
     ["CON", "PRN", "AUX", "NUL"] + [f"COM{i}" for i in range(10)] + [f"LPT{i}" for i in range(10)]
 )
 _QLIB_PREFIX = "_qlib_"
+# pandas' default NA tokens: Qlib reads instruments/*.txt with pd.read_csv, which turns these into NaN
+_PANDAS_NA = frozenset(
+    [
+        "",
+        "#N/A",
+        "#N/A N/A",
+        "#NA",
+        "-1.#IND",
+        "-1.#QNAN",
+        "-NaN",
+        "-nan",
+        "1.#IND",
+        "1.#QNAN",
+        "<NA>",
+        "N/A",
+        "NA",
+    ]
+    + ["NULL", "NaN", "None", "n/a", "nan", "null"]
+)
 _HEX = re.compile(r"[0-9a-fA-F]{2}")
 
 
@@ -46,7 +67,10 @@ def to_qlib_symbol(ticker: str) -> str:
             out.append("_" + char)
         else:
             out.extend(f"%{byte:02X}" for byte in char.encode("utf-8"))
-    return "".join(out)
+    symbol = "".join(out)
+    if symbol in _PANDAS_NA:  # "NA", "NAN", "NULL" are real tickers; keep them out of pandas' NA set
+        symbol = f"%{ord(symbol[0]):02X}" + symbol[1:]
+    return symbol
 
 
 def from_qlib_symbol(name: str) -> str:

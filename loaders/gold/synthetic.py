@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from loaders import calendar as nyse
 
-AWKWARD_TICKERS: tuple[str, ...] = ("ABCpA", "ABCPA", "BRK.B", "CON", "KIMpL", "AUX", "A")
+AWKWARD_TICKERS: tuple[str, ...] = ("ABCpA", "ABCPA", "BRK.B", "CON", "KIMpL", "AUX", "A", "NA")
 
 
 def ticker_names(count: int) -> list[str]:
