@@ -290,3 +290,20 @@ def test_row_order_in_silver_does_not_change_the_output(
     )
     export_duckdb_file(tmp_path / "shuffled.duckdb", tmp_path / "b" / "qlib")
     assert_same_tree(tmp_path / "a" / "qlib", tmp_path / "b" / "qlib")
+
+
+def test_backfill_before_the_first_session_rewrites_everything(
+    tmp_path: Path, silver: tuple[pa.Table, pa.Table]
+) -> None:
+    daily, _ = silver
+    db = tmp_path / "q.duckdb"
+    late = daily.filter(
+        pa.compute.greater_equal(daily.column("session_date"), pa.scalar(dt.date(2024, 8, 1), pa.date32()))
+    )
+    write_silver(db, late, None)
+    export_duckdb_file(db, tmp_path / "inc", minute=False)
+    write_silver(db, daily, None)
+    stats = export_duckdb_file(db, tmp_path / "inc", minute=False)
+    assert stats[0].mode == "full" and "calendar start moved" in stats[0].notes[0]
+    export_duckdb_file(db, tmp_path / "full", full=True, minute=False)
+    assert_same_tree(tmp_path / "inc", tmp_path / "full")
