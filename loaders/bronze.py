@@ -383,7 +383,9 @@ def bronze_destination(
         loader_file_format="parquet",
         batch_size=0,
         naming_convention="direct",
-        skip_dlt_columns_and_tables=True,
+        # dlt tables (the pipeline state) reach the callable, which ignores them: a skipped job would leave
+        # dlt's load loop waiting a full second for a completion signal that never comes
+        skip_dlt_columns_and_tables=False,
         # One job at a time: dlt commits the shared load-package state after every custom-destination job,
         # and two threads doing that at once corrupt it (seen as a segfault in orjson under load). Staging is
         # a hard link per file, so parallel jobs would buy nothing anyway.
