@@ -7,6 +7,7 @@ import os
 import time
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from loaders.config import load_settings
@@ -29,10 +30,10 @@ def summary_table(stats: list[FreqStats], seconds: float) -> Table:
         "symbols",
         "calendar",
         "new",
-        "appended",
-        "rewritten",
-        "unchanged",
-        "removed",
+        "append",
+        "rewrite",
+        "same",
+        "gone",
         "files",
         "MB",
     ):
@@ -56,8 +57,10 @@ def summary_table(stats: list[FreqStats], seconds: float) -> Table:
 
 def export_command(full: bool, minute: bool) -> int:
     """Export silver to ``$QM_DATA_DIR/gold/qlib``; 0 on success, 1 with a message on bad input."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     console = Console(stderr=True)
+    if console.width < 110:  # the summary table has 11 columns; do not abbreviate them into ellipses
+        console = Console(stderr=True, width=110)
     settings = load_settings()
     started = time.perf_counter()
     try:
@@ -65,11 +68,11 @@ def export_command(full: bool, minute: bool) -> int:
             settings.duckdb_path, settings.gold_dir, features=configured_features(), full=full, minute=minute
         )
     except ExportError as exc:
-        console.print(f"[red]export failed:[/red] {exc}")
+        console.print(f"[red]export failed:[/red] {escape(str(exc))}")
         return 1
     console.print(summary_table(stats, time.perf_counter() - started))
     for s in stats:
         for note in s.notes:
-            console.print(f"{s.freq}: {note}")
-    console.print(f"provider dir: {settings.gold_dir}")
+            console.print(f"{s.freq}: {note}", markup=False)
+    console.print(f"provider dir: {settings.gold_dir}", markup=False)
     return 0
