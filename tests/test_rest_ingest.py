@@ -187,6 +187,13 @@ def test_backfill_uses_end_value_and_leaves_the_forward_cursor(server: Server, d
     assert loaded == served
     assert duplicates(data_dir, "news", "id") == []
 
+    cursor = _news_cursor(data_dir)
+    full = ingest("news", dt.date(2025, 1, 2), server.market.today, incremental=False)
+    assert full.mode == "full" and _news_cursor(data_dir) == cursor
+    everything = {a["id"] for a in server.market.news() if a["published_utc"] >= "2025-01-02"}
+    assert {r[0] for r in rows(data_dir, "news", "id")} == everything
+    assert duplicates(data_dir, "news", "id") == []
+
 
 def _news_cursor(data_dir: Path) -> dt.datetime:
     import dlt
