@@ -85,8 +85,8 @@ PARTITION_COLUMN = "session_date"
 
 # CSV bytes the streaming reader decodes at a time, and rows gathered before one Parquet file is written:
 # peak memory is a few batches whatever the file size.
-CSV_BLOCK_SIZE = 16 << 20
-BATCH_ROWS = 1 << 20
+CSV_BLOCK_SIZE = 8 << 20
+BATCH_ROWS = 1 << 18
 
 DOWNLOAD_CHUNK = 1 << 20
 DOWNLOAD_ATTEMPTS = 6
