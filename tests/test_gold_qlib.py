@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 import pytest
 
 from loaders import calendar as nyse
@@ -168,3 +170,42 @@ def test_alpha158_loads_with_every_field_present_and_no_warnings(provider: tuple
     # Qlib reads a missing field file as an empty series without a warning: check every instrument has them
     per_instrument = raw.groupby(level="instrument").count()
     assert (per_instrument > 0).all().all(), per_instrument[(per_instrument == 0).any(axis=1)]
+
+
+def test_incremental_append_matches_qlib_own_storage_writer(tmp_path: Path) -> None:
+    """Appending with Qlib's FileFeatureStorage.write gives the same bytes as our incremental export."""
+    import shutil
+
+    from qlib.data.storage.file_storage import FileFeatureStorage
+    from qlib.utils import code_to_fname
+
+    from loaders.gold.symbols import feature_dir_name
+
+    daily = daily_table(6, dt.date(2024, 3, 1), dt.date(2024, 4, 30), seed=9)
+    cut = dt.date(2024, 4, 15)
+    early = daily.filter(pa.compute.less_equal(daily.column("session_date"), pa.scalar(cut, pa.date32())))
+    write_silver(tmp_path / "early.duckdb", early)
+    write_silver(tmp_path / "all.duckdb", daily)
+    ours, qlibs = tmp_path / "ours", tmp_path / "qlibs"
+    export_duckdb_file(tmp_path / "early.duckdb", ours, minute=False)
+    shutil.copytree(ours, qlibs)
+    export_duckdb_file(tmp_path / "all.duckdb", ours, minute=False)
+
+    days = nyse.sessions(dt.date(2024, 3, 1), dt.date(2024, 4, 30))
+    shutil.copy(ours / "calendars" / "day.txt", qlibs / "calendars" / "day.txt")
+    frame = daily.to_pandas()
+    fields = {"close": "adj_close", "factor": "adj_factor", "vwap": "adj_vwap", "rsi_14": "rsi_14"}
+    for ticker, rows in frame.groupby("ticker"):
+        new = rows[rows["session_date"] > cut].set_index("session_date")
+        if new.empty:
+            continue
+        span = [d for d in days if new.index.min() <= d <= new.index.max()]
+        symbol = to_qlib_symbol(ticker)
+        for field, column in fields.items():
+            # the storage takes the folder name; Qlib's feature provider applies code_to_fname first
+            storage = FileFeatureStorage(code_to_fname(symbol), field, "day", provider_uri=str(qlibs))
+            storage.write(new[column].reindex(span).to_numpy(np.float64), index=days.index(span[0]))
+            folder = feature_dir_name(symbol)
+            assert (qlibs / "features" / folder / f"{field}.day.bin").read_bytes() == (
+                ours / "features" / folder / f"{field}.day.bin"
+            ).read_bytes(), (ticker, field)
