@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -165,3 +167,32 @@ def test_report_writes_a_self_contained_heat_map(lake: Path) -> None:
     summary = json.loads((lake / "reports" / "coverage.json").read_text())["datasets"][0]
     assert summary["instruments"] == len(TICKERS) and summary["start"] == str(DAYS[0])
     assert summary["compression_ratio"] == pytest.approx(50_000 / summary["bronze_bytes"], abs=1e-3)
+
+
+@pytest.mark.skipif(
+    not (shutil.which("chromium") or shutil.which("chromium-browser")),
+    reason="headless chromium not installed",
+)
+def test_report_renders_in_a_browser(lake: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    assert report.report_command() == 0
+    shot = tmp_path / "report.png"
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    subprocess.run(
+        [
+            str(browser),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--window-size=1000,700",
+            f"--screenshot={shot}",
+            (lake / "reports" / "coverage.html").as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    counts = {c: n for n, c in Image.open(shot).convert("RGB").getcolors(maxcolors=1 << 20) or []}
+    # the complete-month green: more than the 14x14 legend swatch, so the heat map cells were painted
+    assert counts.get((0x2E, 0x7D, 0x32), 0) > 14 * 14 + report.CELL_W * report.CELL_H

@@ -19,7 +19,7 @@ from loaders.ops.datasets import DATASETS, spec
 from loaders.ops.inventory import bronze_root, landing_root, parquet_files, summarize, tree_bytes
 from loaders.ops.status import human_bytes
 
-CELL_W, CELL_H, LABEL_W, HEADER_H = 18, 22, 130, 34
+CELL_W, CELL_H, LABEL_W, HEADER_H = 20, 22, 130, 34
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,8 @@ def heatmap_svg(rows: list[Coverage]) -> str:
     ]
     for i, (yy, mm) in enumerate(months):
         x = LABEL_W + i * CELL_W
-        if mm == 1 or i == 0:
+        # a year label at each January, and at the start unless the next January is too close to fit it
+        if mm == 1 or (i == 0 and mm <= 10):
             parts.append(f'<text x="{x}" y="12" class="yr">{yy}</text>')
         parts.append(
             f'<text x="{x + CELL_W / 2}" y="{HEADER_H - 6}" class="mo" text-anchor="middle">{"JFMAMJJASOND"[mm - 1]}</text>'
@@ -185,7 +186,7 @@ def render_html(rows: list[Coverage], generated: str) -> str:
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
 table {{ border-collapse: collapse; margin: 1em 0; }}
-th, td {{ border: 1px solid #ccc; padding: 4px 10px; text-align: right; }}
+th, td {{ border: 1px solid #ccc; padding: 4px 10px; text-align: right; white-space: nowrap; }}
 th:first-child, td:first-child {{ text-align: left; }}
 .muted {{ color: #777; }}
 svg text {{ font-size: 11px; fill: #333; }} svg .ds {{ font-size: 12px; }} svg .yr {{ font-weight: bold; }}
