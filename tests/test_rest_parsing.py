@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,9 @@ import pytest
 
 from loaders.rest import parsing
 
-POLYGON = Path(__file__).resolve().parents[2] / "shared" / "polygon"
+POLYGON = Path(
+    os.environ.get("QM_POLYGON_REFERENCE", Path(__file__).resolve().parents[2] / "shared" / "polygon")
+)
 MOCKS = POLYGON / "rest-mocks"
 SPEC = POLYGON / "openapi-rest.json"
 
