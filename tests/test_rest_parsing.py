@@ -188,3 +188,28 @@ def test_a_reused_symbol_keeps_its_active_listing() -> None:
     for order in ([delisted, active], [active, delisted]):
         table = one_row_per_ticker(parsing.tickers(order, day)["tickers"])
         assert table.column("name").to_pylist() == ["New ABC"]
+
+
+def test_every_openapi_example_of_our_endpoints_parses() -> None:
+    day = dt.date(2025, 1, 2)
+    parsers = {
+        "/v2/reference/news": parsing.news,
+        "/vX/reference/financials": parsing.financials,
+        "/v3/reference/splits": parsing.splits,
+        "/v3/reference/dividends": parsing.dividends,
+        "/v3/reference/tickers": lambda r: parsing.tickers(r, day),
+        "/v3/reference/options/contracts": parsing.options_contracts,
+        "/v1/marketstatus/upcoming": parsing.market_holidays,
+        "/vX/reference/tickers/{id}/events": lambda r: parsing.ticker_events(r, "META"),
+    }
+    parsed = 0
+    for path, parse in parsers.items():
+        try:
+            example = _spec_example(path)
+        except KeyError:
+            continue  # the spec has no example for this endpoint
+        results = example if isinstance(example, list) else example["results"]
+        tables = parse(results)
+        assert sum(t.num_rows for t in tables.values()) > 0, path
+        parsed += 1
+    assert parsed >= 6
