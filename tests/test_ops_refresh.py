@@ -87,3 +87,25 @@ def test_first_failing_stage_sets_the_exit_code_and_later_stages_still_run(
 
     monkeypatch.setattr(runner, "ingest", lambda *a, **k: 0)
     assert refresh.refresh_command("daily", None, validate=False) == refresh.EXIT_DBT
+
+
+def test_weekly_backfills_gaps_before_building(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from loaders import calendar
+
+    days = calendar.sessions("2025-03-03", "2025-03-14")
+    write_bronze(data_dir, "stocks_daily", [d for d in days if d != dt.date(2025, 3, 7)])
+    calls: list[tuple[object, object, bool]] = []
+
+    def ingest(dataset: str, start: object, end: object, *, incremental: bool, max_concurrent: int) -> int:
+        calls.append((start, end, incremental))
+        if not incremental:
+            write_bronze(data_dir, dataset, calendar.sessions(start, end))  # type: ignore[arg-type]
+        return 0
+
+    monkeypatch.setattr(refresh, "ingest_window", lambda settings, dataset: (None, None))
+    monkeypatch.setattr(runner, "ingest", ingest)
+    assert refresh.refresh_command("weekly", None, build=False, validate=False) == refresh.EXIT_OK
+    assert calls == [(None, None, True), (dt.date(2025, 3, 7), dt.date(2025, 3, 7), False)]
+    summary = json.loads(next((data_dir / "logs" / "refresh").glob("*-weekly.json")).read_text())
+    assert [s["name"] for s in summary["steps"]] == ["ingest stocks_daily", "gaps+backfill stocks_daily"]
+    assert summary["steps"][1]["detail"] == "1 missing sessions, 0 failed chunks"
