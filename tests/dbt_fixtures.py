@@ -8,6 +8,7 @@ path), so the dbt models are tested against the same files the loaders produce.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gc
 import os
@@ -180,8 +181,7 @@ def run_dbt(args: list[str], data_dir: Path, work_dir: Path) -> Any:
         result = dbtRunner().invoke(full_args)
     finally:
         environments.create = original_create
-        for env in created:
-            env.close()
+        _release_duckdb(created)
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -198,6 +198,22 @@ def run_dbt(args: list[str], data_dir: Path, work_dir: Path) -> Any:
                     )
         raise AssertionError(f"dbt {' '.join(args)} failed: {result.exception or ''}\n" + "\n".join(failures))
     return result
+
+
+def _release_duckdb(created: list[Any]) -> None:
+    """Close every DuckDB handle dbt-duckdb still holds: the environments of this run and the shared one."""
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    from dbt.adapters.factory import cleanup_connections
+
+    with contextlib.suppress(Exception):
+        cleanup_connections()  # per-thread cursors keep the database instance alive otherwise
+    with DuckDBConnectionManager._LOCK:
+        shared = DuckDBConnectionManager._ENV
+        DuckDBConnectionManager._ENV = None
+    for env in [*created, shared]:
+        if env is not None:
+            with contextlib.suppress(Exception):
+                env.close()
 
 
 def query(data_dir: Path, sql: str) -> list[tuple[Any, ...]]:
