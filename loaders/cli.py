@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from enum import Enum
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -195,62 +195,82 @@ def demo(
 # ---- operations: gaps, backfill, retry-failed, bulk, status, validate, report, cleanup, refresh, schedule ----
 
 DatasetsOpt = Annotated[
-    Optional[list[Dataset]],
-    typer.Option("-t", "--type", help="Dataset(s) to act on; repeat the option for several (default: all that apply)."),
+    list[Dataset] | None,
+    typer.Option(
+        "-t", "--type", help="Dataset(s) to act on; repeat the option for several (default: all that apply)."
+    ),
 ]
 
 
 @app.command()
 def gaps(
     dataset: Annotated[
-        Optional[Dataset], typer.Option("-t", "--type", help="Flat-file dataset to check (default: every one in bronze).")
+        Dataset | None,
+        typer.Option("-t", "--type", help="Flat-file dataset to check (default: every one in bronze)."),
     ] = None,
     start: Annotated[
-        Optional[str], typer.Option("-s", "--start", help="First date to check, YYYY-MM-DD (default: first bronze session).")
+        str | None,
+        typer.Option(
+            "-s", "--start", help="First date to check, YYYY-MM-DD (default: first bronze session)."
+        ),
     ] = None,
     end: Annotated[
-        Optional[str], typer.Option("-e", "--end", help="Last date to check, YYYY-MM-DD (default: last bronze session).")
+        str | None,
+        typer.Option("-e", "--end", help="Last date to check, YYYY-MM-DD (default: last bronze session)."),
     ] = None,
     json_file: Annotated[
-        Optional[Path], typer.Option("--json", help="Also write the gaps as JSON; `backfill --gaps-file` reads it.")
+        Path | None,
+        typer.Option("--json", help="Also write the gaps as JSON; `backfill --gaps-file` reads it."),
     ] = None,
     fail_on_gaps: Annotated[
-        bool, typer.Option("--fail-on-gaps", help="Exit 1 when any session is missing in bronze, silver or gold.")
+        bool,
+        typer.Option("--fail-on-gaps", help="Exit 1 when any session is missing in bronze, silver or gold."),
     ] = False,
 ) -> None:
     """List NYSE sessions missing in bronze (as ranges), and bronze sessions missing in silver or gold."""
     from loaders.ops.gaps import gaps_command
 
     raise typer.Exit(
-        gaps_command(dataset.value if dataset else None, _date(start), _date(end), json_file, fail_on_gaps=fail_on_gaps)
+        gaps_command(
+            dataset.value if dataset else None, _date(start), _date(end), json_file, fail_on_gaps=fail_on_gaps
+        )
     )
 
 
 @app.command()
 def backfill(
     dataset: Annotated[
-        Optional[Dataset], typer.Option("-t", "--type", help="Dataset to load (with --gaps-file: only this one).")
+        Dataset | None,
+        typer.Option("-t", "--type", help="Dataset to load (with --gaps-file: only this one)."),
     ] = None,
     start: StartOpt = None,
     end: EndOpt = None,
     gaps_file: Annotated[
-        Optional[Path], typer.Option("--gaps-file", help="Load the missing ranges of a `quantmini gaps --json` file.")
+        Path | None,
+        typer.Option("--gaps-file", help="Load the missing ranges of a `quantmini gaps --json` file."),
     ] = None,
     incremental: Annotated[
-        Optional[bool],
+        bool | None,
         typer.Option(
             "--incremental/--full",
             help="Skip what bronze already has, or replace the range. Default: --full for --gaps-file, --incremental for -s/-e.",
             show_default=False,
         ),
     ] = None,
-    max_concurrent: Annotated[int, typer.Option("--max-concurrent", min=1, help="Parallel downloads per chunk.")] = 4,
+    max_concurrent: Annotated[
+        int, typer.Option("--max-concurrent", min=1, help="Parallel downloads per chunk.")
+    ] = 4,
     build: Annotated[
-        bool, typer.Option("--build/--no-build", help="Run `dbt build` and the gold export afterwards (if silver exists).")
+        bool,
+        typer.Option(
+            "--build/--no-build", help="Run `dbt build` and the gold export afterwards (if silver exists)."
+        ),
     ] = True,
     dbt_select: Annotated[
-        Optional[str],
-        typer.Option("--dbt-select", help="dbt node selection for the build step, e.g. '+qlib_export' (default: all)."),
+        str | None,
+        typer.Option(
+            "--dbt-select", help="dbt node selection for the build step, e.g. '+qlib_export' (default: all)."
+        ),
     ] = None,
 ) -> None:
     """Load a date range (or a gaps file's ranges) in calendar-month chunks."""
@@ -273,14 +293,21 @@ def backfill(
 @app.command("retry-failed")
 def retry_failed(
     datasets: DatasetsOpt = None,
-    max_concurrent: Annotated[int, typer.Option("--max-concurrent", min=1, help="Parallel downloads per retry.")] = 4,
+    max_concurrent: Annotated[
+        int, typer.Option("--max-concurrent", min=1, help="Parallel downloads per retry.")
+    ] = 4,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be retried.")] = False,
     build: Annotated[
-        bool, typer.Option("--build/--no-build", help="Run `dbt build` and the gold export afterwards (if silver exists).")
+        bool,
+        typer.Option(
+            "--build/--no-build", help="Run `dbt build` and the gold export afterwards (if silver exists)."
+        ),
     ] = True,
     dbt_select: Annotated[
-        Optional[str],
-        typer.Option("--dbt-select", help="dbt node selection for the build step, e.g. '+qlib_export' (default: all)."),
+        str | None,
+        typer.Option(
+            "--dbt-select", help="dbt node selection for the build step, e.g. '+qlib_export' (default: all)."
+        ),
     ] = None,
 ) -> None:
     """Re-run the dates and pages that failed in earlier runs (from the run ledger) and are still unresolved."""
@@ -299,17 +326,29 @@ def retry_failed(
 
 def _bulk(
     datasets: DatasetsOpt = None,
-    skip: Annotated[Optional[list[Dataset]], typer.Option("--skip", help="Dataset to leave out; repeatable.")] = None,
+    skip: Annotated[
+        list[Dataset] | None, typer.Option("--skip", help="Dataset to leave out; repeatable.")
+    ] = None,
     history: Annotated[
-        Optional[list[str]],
-        typer.Option("--history", help="Override a history limit, DATASET=N[y|m|d] (e.g. stocks_minute=6m); repeatable."),
+        list[str] | None,
+        typer.Option(
+            "--history",
+            help="Override a history limit, DATASET=N[y|m|d] (e.g. stocks_minute=6m); repeatable.",
+        ),
     ] = None,
     end: Annotated[
-        Optional[str], typer.Option("-e", "--end", help="Last date to load, YYYY-MM-DD (default: latest available).")
+        str | None,
+        typer.Option("-e", "--end", help="Last date to load, YYYY-MM-DD (default: latest available)."),
     ] = None,
-    parallel: Annotated[int, typer.Option("--parallel", min=1, help="Datasets loaded at once, each in its own process.")] = 2,
-    max_concurrent: Annotated[int, typer.Option("--max-concurrent", min=1, help="Parallel downloads per dataset.")] = 4,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (dataset, start, end) and stop.")] = False,
+    parallel: Annotated[
+        int, typer.Option("--parallel", min=1, help="Datasets loaded at once, each in its own process.")
+    ] = 2,
+    max_concurrent: Annotated[
+        int, typer.Option("--max-concurrent", min=1, help="Parallel downloads per dataset.")
+    ] = 4,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan (dataset, start, end) and stop.")
+    ] = False,
 ) -> None:
     """Load every dataset for its usual history (each with its own limit), several datasets in parallel."""
     from loaders.ops.bulk import bulk_command
@@ -333,7 +372,9 @@ app.command("download-all", help="Alias of `bulk`.")(_bulk)
 
 @app.command()
 def status(
-    show_all: Annotated[bool, typer.Option("--all", help="Also list datasets that were never loaded.")] = False,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Also list datasets that were never loaded.")
+    ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Per dataset: first/last session, sessions present and missing, rows, bytes on disk, last run and result."""
@@ -347,22 +388,25 @@ def validate(
     datasets: DatasetsOpt = None,
     silver: Annotated[bool, typer.Option("--silver/--no-silver", help="Check silver against bronze.")] = True,
     gold: Annotated[bool, typer.Option("--gold/--no-gold", help="Check gold against silver.")] = True,
-    json_file: Annotated[Optional[Path], typer.Option("--json", help="Also write the findings as JSON.")] = None,
+    json_file: Annotated[Path | None, typer.Option("--json", help="Also write the findings as JSON.")] = None,
 ) -> None:
     """Read every bronze partition with DuckDB, check schemas, silver against bronze, gold against silver."""
     from loaders.ops.validate import validate_command
 
     raise typer.Exit(
-        validate_command([d.value for d in datasets] if datasets else None, silver=silver, gold=gold, json_path=json_file)
+        validate_command(
+            [d.value for d in datasets] if datasets else None, silver=silver, gold=gold, json_path=json_file
+        )
     )
 
 
 @app.command()
 def report(
     out: Annotated[
-        Optional[Path], typer.Option("--out", help="HTML file to write (default: $QM_DATA_DIR/reports/coverage.html).")
+        Path | None,
+        typer.Option("--out", help="HTML file to write (default: $QM_DATA_DIR/reports/coverage.html)."),
     ] = None,
-    json_file: Annotated[Optional[Path], typer.Option("--json", help="Also write the summary as JSON.")] = None,
+    json_file: Annotated[Path | None, typer.Option("--json", help="Also write the summary as JSON.")] = None,
 ) -> None:
     """Coverage summary, landing/bronze compression ratio, and an HTML heat map of coverage by month."""
     from loaders.ops.report import report_command
@@ -372,11 +416,17 @@ def report(
 
 @app.command()
 def cleanup(
-    keep_days: Annotated[int, typer.Option("--keep-days", min=0, help="Keep landing files modified in the last N days.")],
-    apply: Annotated[bool, typer.Option("--apply", help="Delete for real (default: dry run that only lists).")] = False,
+    keep_days: Annotated[
+        int, typer.Option("--keep-days", min=0, help="Keep landing files modified in the last N days.")
+    ],
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Delete for real (default: dry run that only lists).")
+    ] = False,
     bronze: Annotated[
         bool,
-        typer.Option("--bronze", help="Also remove bronze session partitions dated more than N days ago (destructive)."),
+        typer.Option(
+            "--bronze", help="Also remove bronze session partitions dated more than N days ago (destructive)."
+        ),
     ] = False,
 ) -> None:
     """Remove landing files older than N days; dry run unless --apply; bronze untouched unless --bronze."""
@@ -385,21 +435,32 @@ def cleanup(
     raise typer.Exit(cleanup_command(keep_days=keep_days, apply=apply, bronze=bronze))
 
 
-class RefreshMode(str, Enum):
+class RefreshMode(StrEnum):
     daily = "daily"
     weekly = "weekly"
 
 
 @app.command()
 def refresh(
-    mode: Annotated[RefreshMode, typer.Argument(help="daily: fast datasets; weekly: adds gaps + backfill and slow datasets.")],
+    mode: Annotated[
+        RefreshMode,
+        typer.Argument(help="daily: fast datasets; weekly: adds gaps + backfill and slow datasets."),
+    ],
     datasets: DatasetsOpt = None,
-    max_concurrent: Annotated[int, typer.Option("--max-concurrent", min=1, help="Parallel downloads per dataset.")] = 4,
-    build: Annotated[bool, typer.Option("--build/--no-build", help="Run `dbt build` and the gold export.")] = True,
-    check: Annotated[bool, typer.Option("--validate/--no-validate", help="Run `quantmini validate` at the end.")] = True,
+    max_concurrent: Annotated[
+        int, typer.Option("--max-concurrent", min=1, help="Parallel downloads per dataset.")
+    ] = 4,
+    build: Annotated[
+        bool, typer.Option("--build/--no-build", help="Run `dbt build` and the gold export.")
+    ] = True,
+    check: Annotated[
+        bool, typer.Option("--validate/--no-validate", help="Run `quantmini validate` at the end.")
+    ] = True,
     dbt_select: Annotated[
-        Optional[str],
-        typer.Option("--dbt-select", help="dbt node selection for the build step, e.g. '+qlib_export' (default: all)."),
+        str | None,
+        typer.Option(
+            "--dbt-select", help="dbt node selection for the build step, e.g. '+qlib_export' (default: all)."
+        ),
     ] = None,
 ) -> None:
     """Ingest incrementally, `dbt build`, export gold, validate; prints a summary and exits non-zero on failure."""
@@ -418,26 +479,34 @@ def refresh(
 
 
 CrontabOpt = Annotated[
-    Optional[Path],
-    typer.Option("--crontab-file", help="Edit this crontab file instead of the user's crontab (`crontab -l`/`crontab -`)."),
+    Path | None,
+    typer.Option(
+        "--crontab-file",
+        help="Edit this crontab file instead of the user's crontab (`crontab -l`/`crontab -`).",
+    ),
 ]
 
 
 @schedule_app.command("install")
 def schedule_install(
-    daily_at: Annotated[str, typer.Option("--daily-at", help="Local time HH:MM of the daily refresh (Tue-Sat).")] = "06:30",
+    daily_at: Annotated[
+        str, typer.Option("--daily-at", help="Local time HH:MM of the daily refresh (Tue-Sat).")
+    ] = "06:30",
     weekly_at: Annotated[
         str, typer.Option("--weekly-at", help="Local time HH:MM of the weekly refresh (Sundays).")
     ] = "08:00",
     log_file: Annotated[
-        Optional[Path], typer.Option("--log-file", help="Where cron output goes (default: $QM_DATA_DIR/logs/refresh.log).")
+        Path | None,
+        typer.Option("--log-file", help="Where cron output goes (default: $QM_DATA_DIR/logs/refresh.log)."),
     ] = None,
     crontab_file: CrontabOpt = None,
 ) -> None:
     """Install (or update) the cron entries for `refresh daily` and `refresh weekly`; idempotent."""
     from loaders.ops.schedule import install_command
 
-    raise typer.Exit(install_command(daily_at=daily_at, weekly_at=weekly_at, log_file=log_file, crontab_file=crontab_file))
+    raise typer.Exit(
+        install_command(daily_at=daily_at, weekly_at=weekly_at, log_file=log_file, crontab_file=crontab_file)
+    )
 
 
 @schedule_app.command("remove")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -68,6 +69,7 @@ def test_schedule_install_is_idempotent_and_remove_keeps_other_lines(data_dir: P
     weekly = next(line for line in lines if "refresh weekly" in line)
     assert daily.startswith("30 6 * * 2-6 ") and weekly.startswith("0 8 * * 0 ")
     assert f"QM_DATA_DIR={data_dir.resolve()}" in daily
+    assert f" {Path(sys.executable).parent / 'quantmini'} refresh daily" in daily  # this environment's
     assert "POLYGON" not in once  # secrets stay in .dlt/secrets.toml, never in the crontab
     assert schedule.install_command(daily_at="05:15", crontab_file=crontab) == 0
     changed = crontab.read_text()

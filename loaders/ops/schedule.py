@@ -96,10 +96,12 @@ def _write_crontab(text: str, crontab_file: Path | None) -> None:
 
 
 def _executable() -> Path:
+    """The `quantmini` of the environment running now (a venv's bin, not whatever PATH finds first)."""
+    beside = Path(sys.executable).parent / "quantmini"  # no resolve(): a venv's python is a symlink
+    if beside.exists():
+        return beside.absolute()
     found = shutil.which("quantmini")
-    if found:
-        return Path(found).resolve()
-    return Path(sys.executable).resolve().parent / "quantmini"
+    return Path(found).absolute() if found else beside.absolute()
 
 
 def install_command(
