@@ -213,3 +213,20 @@ def test_every_openapi_example_of_our_endpoints_parses() -> None:
         assert sum(t.num_rows for t in tables.values()) > 0, path
         parsed += 1
     assert parsed >= 6
+
+
+def test_long_ranges_are_cut_into_calendar_months() -> None:
+    from loaders.rest import _months
+
+    days = _months(dt.date(2024, 1, 15), dt.date(2024, 3, 2))
+    assert days == [
+        (dt.date(2024, 1, 15), dt.date(2024, 1, 31)),
+        (dt.date(2024, 2, 1), dt.date(2024, 2, 29)),
+        (dt.date(2024, 3, 1), dt.date(2024, 3, 2)),
+    ]
+    start = dt.datetime(2024, 12, 20, 9, 30, tzinfo=dt.UTC)
+    stop = dt.datetime(2025, 2, 1, tzinfo=dt.UTC)
+    assert _months(start, stop) == [
+        (start, dt.datetime(2025, 1, 1, tzinfo=dt.UTC)),
+        (dt.datetime(2025, 1, 1, tzinfo=dt.UTC), stop),
+    ]

@@ -12,9 +12,11 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import inspect
+import itertools
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,8 +101,16 @@ def _fan_out(
     if len(jobs) == 1 and not missing_ok:
         yield from _walk(ctx, dataset, *jobs[0])  # stream a single listing page by page
         return
+    # At most `max_concurrent` listings in flight (and in memory); pages come out in job order.
     with ThreadPoolExecutor(max_workers=ctx.max_concurrent, thread_name_prefix=f"rest-{dataset}") as pool:
-        for parsed_pages in pool.map(run, jobs):
+        pending: deque[Future[list[Parsed]]] = deque()
+        queue = iter(jobs)
+        for job in itertools.islice(queue, ctx.max_concurrent):
+            pending.append(pool.submit(run, job))
+        while pending:
+            parsed_pages = pending.popleft().result()
+            for job in itertools.islice(queue, 1):
+                pending.append(pool.submit(run, job))
             yield from parsed_pages
 
 
@@ -142,6 +152,21 @@ def _ticker_jobs(
     ]
 
 
+def _dated_jobs(
+    ctx: RunContext,
+    endpoint: settings.Endpoint,
+    cursor: dlt.sources.incremental[Any] | None,
+    parse: Callable[..., Parsed],
+) -> list[tuple[str, Mapping[str, Any], Callable[[Any], Parsed]]]:
+    """Listings of a dated endpoint: per month window (market-wide) or per ticker (--tickers-file)."""
+    base = _base_params(endpoint)
+    return [
+        job
+        for bounds in _windows(endpoint, cursor, ctx)
+        for job in _ticker_jobs(ctx, endpoint, {**base, **bounds}, parse)
+    ]
+
+
 def _bind_ticker(parse: Callable[..., Parsed], ticker: str) -> Callable[[Any], Parsed]:
     """Tell parsers that want it which ticker was asked for (financials without `tickers`)."""
     if "requested_ticker" not in inspect.signature(parse).parameters:
@@ -149,18 +174,57 @@ def _bind_ticker(parse: Callable[..., Parsed], ticker: str) -> Callable[[Any], P
     return functools.partial(parse, requested_ticker=ticker)
 
 
-def _window(
+def _windows(
     endpoint: settings.Endpoint, cursor: dlt.sources.incremental[Any] | None, ctx: RunContext
-) -> dict[str, str]:
-    """`<field>.gte/.lte` query bounds from the cursor (forward) or from -s/-e (reference data)."""
+) -> list[dict[str, str]]:
+    """`<field>.gte/.lt(e)` query bounds from the cursor (forward) or from -s/-e (reference data).
+
+    A range longer than a month, requested market-wide with `--max-concurrent` above 1, is cut into
+    calendar months so several listings can page at once (each is landed and resumed on its own).
+    """
     field_name = endpoint.date_param
     if field_name is None:
-        return {}
+        return [{}]
     start: Any = cursor.start_value if cursor is not None else ctx.start
     end: Any = cursor.end_value if cursor is not None and cursor.end_value is not None else ctx.end
     if isinstance(start, dt.datetime) and type(end) is dt.date:
         # a timestamp cursor bounded by a day: include that whole UTC day (`.lt` the next midnight)
-        end = dt.datetime(end.year, end.month, end.day, tzinfo=dt.UTC) + dt.timedelta(days=1)
+        end = _next_midnight(end)
+    spans: list[tuple[Any, Any]] = [(start, end)]
+    if ctx.max_concurrent > 1 and not ctx.tickers and start is not None:
+        if isinstance(start, dt.datetime):
+            stop = end if end is not None else _next_midnight(dt.datetime.now(dt.UTC).date())
+        else:
+            stop = end if end is not None else dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)
+        months = _months(start, stop)
+        if len(months) > 1:
+            spans = months
+    return [_bounds(field_name, a, b) for a, b in spans]
+
+
+def _next_midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC) + dt.timedelta(days=1)
+
+
+def _months(start: Any, stop: Any) -> list[tuple[Any, Any]]:
+    """Calendar-month spans covering [start, stop]: datetimes end exclusive, dates end inclusive."""
+    spans: list[tuple[Any, Any]] = []
+    lo = start
+    while lo is not None and (lo < stop if isinstance(lo, dt.datetime) else lo <= stop):
+        first = lo.date() if isinstance(lo, dt.datetime) else lo
+        following = (first.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+        if isinstance(lo, dt.datetime):
+            hi = min(dt.datetime(following.year, following.month, 1, tzinfo=dt.UTC), stop)
+            spans.append((lo, hi))
+            lo = hi
+        else:
+            hi = min(following - dt.timedelta(days=1), stop)
+            spans.append((lo, hi))
+            lo = hi + dt.timedelta(days=1)
+    return spans
+
+
+def _bounds(field_name: str, start: Any, end: Any) -> dict[str, str]:
     bounds: dict[str, str] = {}
     if start is not None:
         bounds[f"{field_name}.gte"] = _iso(start)
@@ -199,8 +263,8 @@ def news(
 ) -> Iterator[Any]:
     """Articles by `published_utc`; a re-published article (same id) replaces the old row on merge."""
     endpoint = settings.NEWS
-    params = {**_base_params(endpoint), **_window(endpoint, published_utc, ctx)}
-    yield from _emit(ctx, "news", _fan_out(ctx, "news", _ticker_jobs(ctx, endpoint, params, parsing.news)))
+    jobs = _dated_jobs(ctx, endpoint, published_utc, parsing.news)
+    yield from _emit(ctx, "news", _fan_out(ctx, "news", jobs))
 
 
 @dlt.resource(name="financials", write_disposition="merge")
@@ -212,8 +276,7 @@ def fundamentals(
 ) -> Iterator[Any]:
     """Financial statements by filing date: line items in long form plus one header row per filing."""
     endpoint = settings.FINANCIALS
-    params = {**_base_params(endpoint), **_window(endpoint, filing_date, ctx)}
-    jobs = _ticker_jobs(ctx, endpoint, params, parsing.financials)
+    jobs = _dated_jobs(ctx, endpoint, filing_date, parsing.financials)
     yield from _emit(ctx, "fundamentals", _fan_out(ctx, "fundamentals", jobs))
 
 
@@ -226,8 +289,7 @@ def short_interest(
 ) -> Iterator[Any]:
     """Bi-monthly short interest by settlement date."""
     endpoint = settings.SHORT_INTEREST
-    params = {**_base_params(endpoint), **_window(endpoint, settlement_date, ctx)}
-    jobs = _ticker_jobs(ctx, endpoint, params, parsing.short_interest)
+    jobs = _dated_jobs(ctx, endpoint, settlement_date, parsing.short_interest)
     yield from _emit(ctx, "short_interest", _fan_out(ctx, "short_interest", jobs))
 
 
@@ -240,8 +302,7 @@ def short_volume(
 ) -> Iterator[Any]:
     """Daily short volume by trade date."""
     endpoint = settings.SHORT_VOLUME
-    params = {**_base_params(endpoint), **_window(endpoint, date, ctx)}
-    jobs = _ticker_jobs(ctx, endpoint, params, parsing.short_volume)
+    jobs = _dated_jobs(ctx, endpoint, date, parsing.short_volume)
     yield from _emit(ctx, "short_volume", _fan_out(ctx, "short_volume", jobs))
 
 
@@ -249,18 +310,15 @@ def short_volume(
 def splits(ctx: RunContext) -> Iterator[Any]:
     """Splits by execution date within -s/-e (all of them when no range is given)."""
     endpoint = settings.SPLITS
-    params = {**_base_params(endpoint), **_window(endpoint, None, ctx)}
-    yield from _emit(
-        ctx, "splits", _fan_out(ctx, "splits", _ticker_jobs(ctx, endpoint, params, parsing.splits))
-    )
+    jobs = _dated_jobs(ctx, endpoint, None, parsing.splits)
+    yield from _emit(ctx, "splits", _fan_out(ctx, "splits", jobs))
 
 
 @dlt.resource(name="dividends", write_disposition="merge", primary_key="id")
 def dividends(ctx: RunContext) -> Iterator[Any]:
     """Cash dividends by ex-dividend date within -s/-e."""
     endpoint = settings.DIVIDENDS
-    params = {**_base_params(endpoint), **_window(endpoint, None, ctx)}
-    jobs = _ticker_jobs(ctx, endpoint, params, parsing.dividends)
+    jobs = _dated_jobs(ctx, endpoint, None, parsing.dividends)
     yield from _emit(ctx, "dividends", _fan_out(ctx, "dividends", jobs))
 
 
