@@ -132,7 +132,7 @@ def test_dbt_build_on_sandbox_bronze_gives_a_qlib_dir_that_returns_silver(tmp_pa
         "DBT_PROFILES_DIR": str(ROOT),
         "QM_QLIB_FEATURES": "return_1d,rsi_14,atr_14",
     }
-    _dbt_build(tmp_path, env)
+    _dbt_build(tmp_path, env, "+qlib_export")  # the gold model and every model upstream of it
 
     gold = tmp_path / "gold" / "qlib"
     read = subprocess.run(
