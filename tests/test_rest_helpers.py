@@ -192,3 +192,15 @@ def test_a_rejected_saved_cursor_restarts_the_listing(tmp_path: Path) -> None:
     assert [p.data["results"] for p in landing.pages(client, "/x", {})] == [[1], [2]]
     markers = sorted(p.relative_to(landing.folder).parts[-1] for p in landing.folder.rglob("_*"))
     assert markers == ["_COMPLETE", "_STALE"]
+
+
+def test_a_missing_key_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(RestError, match="POLYGON_API_KEY"):
+        PolygonClient("https://api.example.test", "", limiter=RateLimiter(None))
+    from loaders.rest import commands
+
+    monkeypatch.setenv("QM_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("POLYGON_API_KEY", raising=False)
+    monkeypatch.delenv("MASSIVE_API_KEY", raising=False)
+    outcome = commands.run_dataset("splits", None, None)
+    assert not outcome.ok and "POLYGON_API_KEY" in (outcome.error or "")

@@ -174,10 +174,15 @@ def run_dataset(
     # bronze keeps dlt's load id on every row (the silver sources read it as load time)
     os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID", "true")
     limiter = limiter or RateLimiter(rate_limit if rate_limit is not None else settings.DEFAULT_RATE_LIMIT)
-    client = PolygonClient(
-        cfg.api_url, cfg.api_key.reveal(), limiter=limiter, max_concurrent=max_concurrent, redact=cfg.redact
-    )
+    client: PolygonClient | None = None
     try:
+        client = PolygonClient(
+            cfg.api_url,
+            cfg.api_key.reveal(),
+            limiter=limiter,
+            max_concurrent=max_concurrent,
+            redact=cfg.redact,
+        )
         pipeline = dlt.pipeline(
             pipeline_name=spec.pipeline,
             destination=bronze_merge_destination(cfg.bronze_dir, spec),
@@ -231,10 +236,11 @@ def run_dataset(
         outcome.error = cfg.redact(_root_cause(exc))
         log.debug("ingest %s failed", dataset, exc_info=True)
     finally:
-        outcome.requests = client.requests
-        outcome.retries = client.retries
-        outcome.rate_limited = client.rate_limited
-        client.close()
+        if client is not None:
+            outcome.requests = client.requests
+            outcome.retries = client.retries
+            outcome.rate_limited = client.rate_limited
+            client.close()
         outcome.seconds = time.perf_counter() - started
     return outcome
 
