@@ -152,3 +152,34 @@ def test_retry_plans_only_unresolved_failures(data_dir: Path) -> None:
     assert plans["stocks_daily"].items == 2 and not plans["stocks_daily"].incremental
     assert plans["news"].ranges == [(dt.date(2025, 1, 1), dt.date(2025, 1, 31))] and plans["news"].incremental
     assert [p.dataset for p in retry.plan_retries(settings, ["news"])] == ["news"]
+
+
+def test_retry_failed_reruns_and_reports_what_still_fails(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = load_settings()
+    run = runs.start_run(settings.runs_dir, "stocks_daily", "flatfiles", {})
+    run.add("failed", date="2025-01-03", key="k2", error="503")
+    run.add("failed", date="2025-01-08", key="k3", error="503")
+    run.finish()
+    calls: list[tuple[dt.date, dt.date, bool]] = []
+
+    def ingest(dataset: str, start: dt.date, end: dt.date, *, incremental: bool, max_concurrent: int) -> int:
+        calls.append((start, end, incremental))
+        again = runs.start_run(settings.runs_dir, dataset, "flatfiles", {})
+        for day in calendar.sessions(start, end):
+            # Jan 8 keeps failing, the rest loads
+            again.add("failed" if day == dt.date(2025, 1, 8) else "loaded", date=day.isoformat())
+        again.finish()
+        return 1 if again.failed else 0
+
+    monkeypatch.setattr(runner, "ingest", ingest)
+    assert retry.retry_failed_command(None, dry_run=True) == 0 and calls == []
+    assert retry.retry_failed_command(None) == 1
+    assert calls == [
+        (dt.date(2025, 1, 3), dt.date(2025, 1, 3), False),
+        (dt.date(2025, 1, 8), dt.date(2025, 1, 8), False),
+    ]
+    assert [(p.dataset, p.ranges) for p in retry.plan_retries(settings)] == [
+        ("stocks_daily", [(dt.date(2025, 1, 8), dt.date(2025, 1, 8))])
+    ]
