@@ -437,7 +437,7 @@ class ThreadedGunzip(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, target: Any) -> int:
+    def _fill(self) -> None:
         while not self._buffer and not self._eof:
             item = self._chunks.get()
             if item is None:
@@ -447,6 +447,21 @@ class ThreadedGunzip(io.RawIOBase):
                 raise item
             else:
                 self._buffer = memoryview(item)
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Up to `size` bytes (a short read is fine, b"" means the end); a whole chunk is handed over uncopied."""
+        if size is None or size < 0:
+            return b"".join(iter(lambda: self.read(1 << 24), b""))
+        self._fill()
+        if size >= len(self._buffer):
+            view, self._buffer = self._buffer, memoryview(b"")
+            return view.obj if len(view) == len(view.obj) else view.tobytes()  # type: ignore[arg-type]
+        out = self._buffer[:size].tobytes()
+        self._buffer = self._buffer[size:]
+        return out
+
+    def readinto(self, target: Any) -> int:
+        self._fill()
         n = min(len(target), len(self._buffer))
         target[:n] = self._buffer[:n]
         self._buffer = self._buffer[n:]
