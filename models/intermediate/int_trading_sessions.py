@@ -2,7 +2,8 @@
 
 Minute features need each session's real open and close (13:00 on half days); SQL cannot know the
 half days, so this model asks `loaders.calendar` (exchange_calendars XNYS) for every session between
-the first and the last stock session present in bronze.
+the first and the last stock session present in bronze (day or minute bars: a minute session loaded
+before its day bar must still get its bounds, or its minute summary would be built without them).
 """
 
 from __future__ import annotations
@@ -14,11 +15,15 @@ def model(dbt, session):
     dbt.config(materialized="table")
     from loaders.calendar import session_bounds, sessions
 
-    daily = dbt.ref("stg_polygon__stocks_daily")
-    bounds = daily.aggregate(
-        "min(session_date) as first_session, max(session_date) as last_session"
-    ).fetchone()
-    first_session, last_session = bounds if bounds else (None, None)
+    # dbt reads refs of Python models statically: each needs a literal name
+    relations = (dbt.ref("stg_polygon__stocks_daily"), dbt.ref("stg_polygon__stocks_minute"))
+    spans = [
+        relation.aggregate("min(session_date) as first_session, max(session_date) as last_session").fetchone()
+        for relation in relations
+    ]
+    firsts = [span[0] for span in spans if span and span[0] is not None]
+    lasts = [span[1] for span in spans if span and span[1] is not None]
+    first_session, last_session = (min(firsts), max(lasts)) if firsts else (None, None)
     rows = []
     if first_session is not None:
         for day in sessions(first_session, last_session):
