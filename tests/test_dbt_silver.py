@@ -21,6 +21,9 @@ from loaders.sandbox.market import Market, MarketConfig
 
 MINUTE_SESSIONS = 6
 
+# one worker builds the module's silver once and runs every test against it
+pytestmark = pytest.mark.xdist_group("dbt_silver")
+
 
 @pytest.fixture(scope="module")
 def market() -> Market:
