@@ -196,3 +196,12 @@ def test_report_renders_in_a_browser(lake: Path, tmp_path: Path) -> None:
     counts = {c: n for n, c in Image.open(shot).convert("RGB").getcolors(maxcolors=1 << 20) or []}
     # the complete-month green: more than the 14x14 legend swatch, so the heat map cells were painted
     assert counts.get((0x2E, 0x7D, 0x32), 0) > 14 * 14 + report.CELL_W * report.CELL_H
+
+
+def test_gold_minute_calendar_must_cover_bronze_minute_sessions(lake: Path) -> None:
+    minute_days = DAYS[-3:]
+    write_bronze(lake, "stocks_minute", minute_days, TICKERS)
+    cal = lake / "gold" / "qlib" / "calendars" / "1min.txt"
+    cal.write_text("".join(f"{d} 09:30:00\n{d} 09:31:00\n" for d in minute_days[:-1]))
+    messages = [f"{p.where}: {p.message}" for p in _problems(lake) if p.layer == "gold"]
+    assert messages == [f"calendars/1min.txt: 1 bronze minute sessions missing: {minute_days[-1]}"]

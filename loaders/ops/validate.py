@@ -409,6 +409,25 @@ def check_gold(settings: Settings, report: Report) -> None:
         con.close()
 
 
+def check_gold_minute(settings: Settings, report: Report) -> None:
+    """Every bronze minute session is in the gold 1min calendar (when a 1min provider was exported)."""
+    from loaders.ops import layers
+
+    minute_sessions = report.bronze_counts.get("stocks_minute")
+    if not minute_sessions or not (settings.gold_dir / "calendars" / "1min.txt").exists():
+        return
+    in_gold = set(layers.gold_calendar_dates(settings, "1min"))
+    report.checked.append(f"gold calendars/1min.txt: {len(in_gold)} sessions")
+    missing = sorted(set(minute_sessions) - in_gold)
+    if missing:
+        report.add(
+            "gold",
+            "stocks_minute",
+            "calendars/1min.txt",
+            f"{len(missing)} bronze minute sessions missing: {_list_days(missing)}",
+        )
+
+
 # ---- command ------------------------------------------------------------------------------------------
 
 
@@ -429,6 +448,8 @@ def validate(
         check_silver(settings, report)
     if gold and report.bronze_counts.get("stocks_daily"):
         check_gold(settings, report)
+    if gold:
+        check_gold_minute(settings, report)
     return report
 
 
