@@ -175,6 +175,7 @@ def run_dataset(
     os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID", "true")
     limiter = limiter or RateLimiter(rate_limit if rate_limit is not None else settings.DEFAULT_RATE_LIMIT)
     client: PolygonClient | None = None
+    ctx: RunContext | None = None
     try:
         client = PolygonClient(
             cfg.api_url,
@@ -229,13 +230,14 @@ def run_dataset(
         universe = _universe(ctx, cfg) if dataset == "ticker_events" else None
         source = polygon_rest(dataset, ctx, cursor=cursor, universe=universe)
         pipeline.run(source)
-        outcome.rows = dict(ctx.rows)
-        outcome.pages = ctx.pages
-        outcome.resumed_pages = ctx.resumed_pages
     except Exception as exc:  # reported in the summary and the ledger, never with the key
         outcome.error = cfg.redact(_root_cause(exc))
         log.debug("ingest %s failed", dataset, exc_info=True)
     finally:
+        if ctx is not None:
+            outcome.rows = dict(ctx.rows)
+            outcome.pages = ctx.pages
+            outcome.resumed_pages = ctx.resumed_pages
         if client is not None:
             outcome.requests = client.requests
             outcome.retries = client.retries

@@ -16,6 +16,7 @@ import dlt
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from dlt.common.destination.exceptions import DestinationTerminalException
 
 from loaders import bronze
 from loaders.rest import settings
@@ -54,7 +55,14 @@ def bronze_rest(
         parts = [pc.cast(data.column(c), pa.string()) for c in key]
         data = data.append_column(ROW_KEY, pc.binary_join_element_wise(*parts, "|"))
         key = (ROW_KEY,)
-    bronze.merge_partitions(Path(bronze_root), table_dir(spec, table_spec), data, table_spec.partition, key)
+    try:
+        bronze.merge_partitions(
+            Path(bronze_root), table_dir(spec, table_spec), data, table_spec.partition, key
+        )
+    except ValueError as exc:
+        # bad rows (a null key or partition date) fail this load for good instead of being retried
+        # before every later run
+        raise DestinationTerminalException(f"{dataset}.{table['name']}: {exc}") from None
 
 
 def bronze_merge_destination(root: Path, dataset: settings.Dataset) -> Any:

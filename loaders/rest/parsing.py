@@ -249,13 +249,14 @@ def financials(results: list[Mapping[str, Any]], requested_ticker: str | None = 
     """Filings -> a header table (one row per filing and ticker) and line items in long form.
 
     A filing lists every ticker of the company (GOOG and GOOGL); each gets its rows. Payloads without
-    `tickers` (older responses) take the ticker that was asked for, else stay keyed by CIK alone.
+    `tickers` (older responses) take the ticker that was asked for, else an empty ticker.
     """
     _require("fundamentals", results, ("cik", "filing_date", "fiscal_period"))
     headers: list[dict[str, Any]] = []
     items: list[dict[str, Any]] = []
     for record in results:
-        tickers = record.get("tickers") or ([requested_ticker] if requested_ticker else [None])
+        # no ticker at all: "" (a key column cannot be null; staging turns it back into null)
+        tickers = record.get("tickers") or [requested_ticker or ""]
         filing_id = stable_id(
             record.get("cik"),
             record.get("timeframe"),

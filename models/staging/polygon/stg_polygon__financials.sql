@@ -10,7 +10,7 @@ renamed as (
 
     select
         cast(filing_id as varchar) as filing_id,
-        cast(ticker as varchar) as ticker,
+        nullif(cast(ticker as varchar), '') as ticker,
         cast(cik as varchar) as cik,
         cast(timeframe as varchar) as timeframe,
         cast(fiscal_period as varchar) as fiscal_period,
