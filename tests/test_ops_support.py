@@ -1,4 +1,4 @@
-"""Helpers for the ops tests: contract-shaped bronze partitions written directly with pyarrow.
+"""Shared fixtures for the ops tests: contract-shaped bronze partitions written directly with pyarrow.
 
 Writing bronze by hand (per docs/architecture.md) keeps the unit tests independent of the loaders and
 fast; the end-to-end test uses the real loaders against the sandbox.
