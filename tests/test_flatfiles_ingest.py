@@ -445,3 +445,15 @@ def test_options_minute_loads_occ_tickers_within_the_session(
     rows = _rows(data, "options_minute")
     assert [r[:8] + (r[-1],) for r in rows] == _market_rows(sandbox.market, "options_minute", DAYS[:1])
     assert all(r[0].startswith("O:") for r in rows)
+
+
+def test_without_a_start_date_the_run_continues_after_the_newest_session(sandbox_env: dict[str, str]) -> None:
+    data = _data(sandbox_env)
+    assert _ingest("stocks_daily", DAYS[0], DAYS[1]) == 0
+    assert ingest_command("stocks_daily", None, DAYS[3], incremental=True, max_concurrent=2) == 0
+    assert list(_last_items(data, "stocks_daily")) == [DAYS[2].isoformat(), DAYS[3].isoformat()]
+    assert (
+        ingest_command("stocks_daily", None, DAYS[3], incremental=True, max_concurrent=2) == 0
+    )  # up to date
+    assert len(runs.read_runs(data / "runs", "stocks_daily")) == 2
+    assert ingest_command("stocks_daily", DAYS[3], DAYS[2], incremental=True, max_concurrent=2) == EXIT_BUSY

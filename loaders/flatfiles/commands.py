@@ -48,7 +48,6 @@ def _pipeline_env(pipeline_name: str) -> None:
         "DATA_WRITER__COMPRESSION": "zstd",
         "LOAD__DELETE_COMPLETED_JOBS": "true",
         "LOAD__AUTO_ABORT_ON_TERMINAL_ERROR": "true",
-        "LOAD__WORKERS": "2",
     }
     for name, value in values.items():
         os.environ[f"{prefix}__{name}"] = value
@@ -257,8 +256,12 @@ def ingest_command(
         return EXIT_BUSY
     ds = ff.DATASETS[dataset]
     settings = load_settings()
+    explicit_start = start is not None
     start, end = _default_range(ds, settings, start, end)
     if end < start:
+        if not explicit_start:  # bronze already holds every session up to `end`
+            console.print(f"{ds.name}: bronze is up to date through {end}; nothing to load")
+            return EXIT_OK
         console.print(f"[red]end {end} is before start {start}")
         return EXIT_BUSY
     lock_path = settings.data_dir / "locks" / f"{ds.name}.lock"
