@@ -117,3 +117,8 @@ def prepare_dlt_environment(settings: Settings) -> None:
     settings.pipelines_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("DLT_DATA_DIR", str(settings.pipelines_dir))
     os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+    # Our bronze destinations are dlt custom destinations. dlt (1.31) commits the load-package state from
+    # the worker thread after each custom-destination job while the main thread writes job metrics into the
+    # same state; run together they corrupt it (a segfault in the JSON encoder under load). One worker makes
+    # dlt run load jobs in the calling thread (pool type "none"); staging is cheap, so nothing is lost.
+    os.environ["LOAD__WORKERS"] = "1"
