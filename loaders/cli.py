@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from enum import Enum, StrEnum
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -16,7 +16,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_show_locals=False,
 )
-sandbox_app = typer.Typer(help="The Polygon-compatible sandbox (REST + S3 flat files over a synthetic market).")
+sandbox_app = typer.Typer(
+    help="The Polygon-compatible sandbox (REST + S3 flat files over a synthetic market)."
+)
 export_app = typer.Typer(help="Publish gold datasets.")
 schedule_app = typer.Typer(help="Manage the cron entry that runs `quantmini refresh`.")
 app.add_typer(sandbox_app, name="sandbox")
@@ -24,7 +26,7 @@ app.add_typer(export_app, name="export")
 app.add_typer(schedule_app, name="schedule")
 
 
-class Dataset(str, Enum):
+class Dataset(StrEnum):
     stocks_daily = "stocks_daily"
     stocks_minute = "stocks_minute"
     options_daily = "options_daily"
@@ -44,7 +46,7 @@ class Dataset(str, Enum):
 FLATFILE_DATASETS = {"stocks_daily", "stocks_minute", "options_daily", "options_minute"}
 
 
-def _date(value: Optional[str]) -> Optional[dt.date]:
+def _date(value: str | None) -> dt.date | None:
     if value is None:
         return None
     try:
@@ -53,9 +55,11 @@ def _date(value: Optional[str]) -> Optional[dt.date]:
         raise typer.BadParameter(f"expected YYYY-MM-DD, got {value!r}") from exc
 
 
-DatasetOpt = Annotated[Dataset, typer.Option("-t", "--type", help="Dataset to act on (see DESIGN: datasets).")]
-StartOpt = Annotated[Optional[str], typer.Option("-s", "--start", help="First date, YYYY-MM-DD (inclusive).")]
-EndOpt = Annotated[Optional[str], typer.Option("-e", "--end", help="Last date, YYYY-MM-DD (inclusive).")]
+DatasetOpt = Annotated[
+    Dataset, typer.Option("-t", "--type", help="Dataset to act on (see DESIGN: datasets).")
+]
+StartOpt = Annotated[str | None, typer.Option("-s", "--start", help="First date, YYYY-MM-DD (inclusive).")]
+EndOpt = Annotated[str | None, typer.Option("-e", "--end", help="Last date, YYYY-MM-DD (inclusive).")]
 
 
 @app.command()
@@ -70,18 +74,24 @@ def ingest(
             help="--incremental loads only what bronze lacks (and republished files); --full re-downloads and replaces the range.",
         ),
     ] = True,
-    max_concurrent: Annotated[int, typer.Option("--max-concurrent", min=1, help="Parallel downloads/requests.")] = 4,
+    max_concurrent: Annotated[
+        int, typer.Option("--max-concurrent", min=1, help="Parallel downloads/requests.")
+    ] = 4,
     rate_limit: Annotated[
-        Optional[float], typer.Option("--rate-limit", help="Client-side limit in requests per second (REST).")
+        float | None, typer.Option("--rate-limit", help="Client-side limit in requests per second (REST).")
     ] = None,
     tickers_file: Annotated[
-        Optional[Path], typer.Option("--tickers-file", help="REST datasets: one ticker per line to restrict to.")
+        Path | None, typer.Option("--tickers-file", help="REST datasets: one ticker per line to restrict to.")
     ] = None,
     include_short_data: Annotated[
-        bool, typer.Option("--include-short-data", help="fundamentals: also load short interest and short volume.")
+        bool,
+        typer.Option("--include-short-data", help="fundamentals: also load short interest and short volume."),
     ] = False,
     backfill_years: Annotated[
-        Optional[int], typer.Option("--backfill-years", help="REST datasets: start N years before --end when -s is not given.")
+        int | None,
+        typer.Option(
+            "--backfill-years", help="REST datasets: start N years before --end when -s is not given."
+        ),
     ] = None,
 ) -> None:
     """Download a date range into landing and load it into bronze."""
@@ -110,27 +120,41 @@ def ingest(
 
 @sandbox_app.command("serve")
 def sandbox_serve(
-    port: Annotated[int, typer.Option("--port", help="REST port; the S3 endpoint listens on PORT+1. 0 picks free ports.")] = 8700,
+    port: Annotated[
+        int, typer.Option("--port", help="REST port; the S3 endpoint listens on PORT+1. 0 picks free ports.")
+    ] = 8700,
     host: Annotated[str, typer.Option("--host", help="Address to bind (loopback by default).")] = "127.0.0.1",
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the synthetic market (same seed, same market).")] = 42,
-    tickers: Annotated[int, typer.Option("--tickers", help="Number of stock tickers (awkward ones included).")] = 60,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed of the synthetic market (same seed, same market).")
+    ] = 42,
+    tickers: Annotated[
+        int, typer.Option("--tickers", help="Number of stock tickers (awkward ones included).")
+    ] = 60,
     start: Annotated[str, typer.Option("--start", help="First date of the synthetic market.")] = "2024-01-02",
     end: Annotated[str, typer.Option("--end", help="Last date of the synthetic market.")] = "2025-12-31",
     today: Annotated[
-        Optional[str], typer.Option("--today", help="Sandbox clock: last session served (default: --end).")
+        str | None, typer.Option("--today", help="Sandbox clock: last session served (default: --end).")
     ] = None,
-    option_underlyings: Annotated[int, typer.Option("--option-underlyings", help="Underlyings with option chains.")] = 4,
+    option_underlyings: Annotated[
+        int, typer.Option("--option-underlyings", help="Underlyings with option chains.")
+    ] = 4,
     contracts_per_underlying: Annotated[
-        int, typer.Option("--contracts-per-underlying", help="Option contracts listed per underlying per day.")
+        int,
+        typer.Option("--contracts-per-underlying", help="Option contracts listed per underlying per day."),
     ] = 40,
     minute: Annotated[bool, typer.Option("--minute/--no-minute", help="Serve minute aggregates.")] = True,
     api_key: Annotated[
-        Optional[str], typer.Option("--api-key", help="REST key to accept (default: the printed demo key).", show_default=False)
+        str | None,
+        typer.Option(
+            "--api-key", help="REST key to accept (default: the printed demo key).", show_default=False
+        ),
     ] = None,
     rate_limit: Annotated[
-        Optional[float], typer.Option("--rate-limit", help="Requests per second before answering 429.")
+        float | None, typer.Option("--rate-limit", help="Requests per second before answering 429.")
     ] = None,
-    error_rate: Annotated[float, typer.Option("--error-rate", help="Fraction of requests answered 500/502/503.")] = 0.0,
+    error_rate: Annotated[
+        float, typer.Option("--error-rate", help="Fraction of requests answered 500/502/503.")
+    ] = 0.0,
     latency: Annotated[float, typer.Option("--latency", help="Seconds added to every response.")] = 0.0,
     truncate_rate: Annotated[
         float, typer.Option("--truncate-rate", help="Fraction of responses cut short or reset mid-body.")
@@ -162,7 +186,7 @@ def sandbox_serve(
 def sandbox_advance(
     days: Annotated[int, typer.Option("--days", help="Sessions to move the sandbox clock forward.")] = 1,
     url: Annotated[
-        Optional[str], typer.Option("--url", help="Sandbox REST URL (default: POLYGON_API_URL).")
+        str | None, typer.Option("--url", help="Sandbox REST URL (default: POLYGON_API_URL).")
     ] = None,
 ) -> None:
     """Move a running sandbox's clock forward so the next session's files appear."""
@@ -173,8 +197,12 @@ def sandbox_advance(
 
 @export_app.command("qlib")
 def export_qlib(
-    full: Annotated[bool, typer.Option("--full/--incremental", help="Rewrite everything instead of appending.")] = False,
-    minute: Annotated[bool, typer.Option("--minute/--no-minute", help="Also write the 1min provider.")] = True,
+    full: Annotated[
+        bool, typer.Option("--full/--incremental", help="Rewrite everything instead of appending.")
+    ] = False,
+    minute: Annotated[
+        bool, typer.Option("--minute/--no-minute", help="Also write the 1min provider.")
+    ] = True,
 ) -> None:
     """Write the Qlib provider directory from the silver tables."""
     from loaders.gold.commands import export_command
@@ -184,7 +212,9 @@ def export_qlib(
 
 @app.command()
 def demo(
-    keep_data: Annotated[bool, typer.Option("--keep-data", help="Keep an existing data directory (default: fresh demo dir).")] = False,
+    keep_data: Annotated[
+        bool, typer.Option("--keep-data", help="Keep an existing data directory (default: fresh demo dir).")
+    ] = False,
 ) -> None:
     """Run the whole pipeline on the sandbox: serve, ingest, dbt build, Qlib export, summary."""
     from loaders.demo import run_demo
