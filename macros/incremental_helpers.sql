@@ -32,6 +32,15 @@
         where source_sessions.load_id is distinct from stored_sessions.load_id
         order by source_sessions.session_date
     {%- endset -%}
+    {{ return(session_dates_filter(query)) }}
+{%- endmacro %}
+
+
+{#- `session_date in (<the dates the query returns>)`, or `false` when it returns none. -#}
+{% macro session_dates_filter(query) -%}
+    {%- if not execute -%}
+        {{ return('true') }}
+    {%- endif -%}
     {%- set dates = run_query(query).columns[0].values() -%}
     {%- if dates | length == 0 -%}
         {{ return('false') }}

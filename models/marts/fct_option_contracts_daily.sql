@@ -11,48 +11,22 @@
     One row per option contract and session it traded. Values depend on their own session only, so an
     incremental run rewrites whole sessions: new or re-loaded option sessions, and stored sessions
     whose contract attributes or underlying close changed (a contracts reference loaded later, a
-    re-loaded stock session).
+    re-loaded stock session). The sessions are found first and rendered as literal dates, so DuckDB
+    reads only their bronze partitions.
 -#}
 
 -- depends_on: {{ ref('int_option_contracts') }}
--- depends_on: {{ ref('stg_polygon__stocks_daily') }}
+-- depends_on: {{ ref('int_stock_daily_adjusted') }}
 -- depends_on: {{ ref('stg_polygon__options_daily') }}
 
-with
-
-contract_bars as (
-
-    select * from {{ ref('int_option_contract_bars_daily') }}
-
-),
-
 {% if is_incremental() %}
-
-stored_rows as (
-
-    select * from {{ this }}
-
-),
-
-contracts as (
-
-    select * from {{ ref('int_option_contracts') }}
-
-),
-
-stock_bars as (
-
-    select * from {{ ref('stg_polygon__stocks_daily') }}
-
-),
-
-sessions_with_changed_references as (
-
+{#- stored sessions whose contract mapping or underlying close is no longer what the inputs say -#}
+{% set changed_references_query %}
     select distinct stored_rows.session_date
-
-    from stored_rows
-    left join contracts on stored_rows.contract_ticker = contracts.contract_ticker
-    left join stock_bars
+    from {{ this }} as stored_rows
+    left join {{ ref('int_option_contracts') }} as contracts
+        on stored_rows.contract_ticker = contracts.contract_ticker
+    left join {{ ref('int_stock_daily_adjusted') }} as stock_bars
         on
             contracts.underlying_ticker = stock_bars.ticker
             and stored_rows.session_date = stock_bars.session_date
@@ -62,39 +36,27 @@ sessions_with_changed_references as (
         or stored_rows.expiration_date is distinct from contracts.expiration_date
         or stored_rows.strike_price is distinct from contracts.strike_price
         or stored_rows.underlying_close is distinct from stock_bars.close
+{% endset %}
+{% endif %}
+
+with
+
+contract_bars as (
+
+    select * from {{ ref('int_option_contract_bars_daily') }}
 
 ),
-
-sessions_to_build as (
-
-    select session_date
-    from contract_bars
-    where {{ changed_session_dates_filter(ref('stg_polygon__options_daily')) }}
-
-    union
-
-    select session_date from sessions_with_changed_references
-
-),
-
-bars_to_build as (
-
-    select contract_bars.*
-
-    from contract_bars
-    where contract_bars.session_date in (select sessions_to_build.session_date from sessions_to_build)
-
-),
-
-{% else %}
 
 bars_to_build as (
 
     select * from contract_bars
+    {% if is_incremental() %}
+    where
+        {{ changed_session_dates_filter(ref('stg_polygon__options_daily')) }}
+        or {{ session_dates_filter(changed_references_query) }}
+    {% endif %}
 
 ),
-
-{% endif %}
 
 final as (
 
