@@ -1,7 +1,8 @@
 """Silver build time: a full `dbt build` and a one-session incremental `dbt build` over sandbox bronze.
 
 Bronze is written straight from the sandbox market's day tables in the bronze layout (no S3, no dlt),
-so the numbers are dbt + DuckDB only. Minute bars are written for the last sessions only (a full
+so the numbers are dbt + DuckDB only. The incremental steps add one session each: a `dbt build`
+(models and every test, which re-checks whole tables), then a `dbt run` (models only). Minute bars are written for the last sessions only (a full
 5-year minute history of 500 tickers is about 250 million rows, beyond a CI machine); days without
 minute bars take the daily VWAP fallback. Both builds run every model, data test and unit test of the
 silver selection, in-process through dbtRunner.
@@ -47,7 +48,7 @@ def run() -> dict[str, Any]:
     minute_sessions = int(os.environ.get("QM_BENCH_SILVER_MINUTE_SESSIONS", "10"))
     market = Market(MarketConfig(seed=3, start=dt.date(END.year - years + 1, 1, 1), end=END, tickers=tickers))
     sessions = market.sessions
-    history, last = sessions[:-1], sessions[-1]
+    history, second_last, last = sessions[:-2], sessions[-2], sessions[-1]
     work = Path(tempfile.mkdtemp(prefix="qm-bench-silver-"))
     try:
         started = time.perf_counter()
@@ -62,10 +63,15 @@ def run() -> dict[str, Any]:
         full_seconds = time.perf_counter() - started
         rows_full = _counts(work)
 
-        write_market_sessions(work, market, [last], minute_days=[last])
+        write_market_sessions(work, market, [second_last], minute_days=[second_last])
         started = time.perf_counter()
         run_dbt(["build", *SILVER_SELECTION], work, work / "dbt")
         incremental_seconds = time.perf_counter() - started
+
+        write_market_sessions(work, market, [last], minute_days=[last])
+        started = time.perf_counter()
+        run_dbt(["run", *SILVER_SELECTION], work, work / "dbt")
+        incremental_run_seconds = time.perf_counter() - started
         rows_after = _counts(work)
 
         started = time.perf_counter()
@@ -78,11 +84,17 @@ def run() -> dict[str, Any]:
         "rows": [
             {"step": "write bronze (sandbox -> Parquet)", "seconds": bronze_seconds},
             {"step": "full dbt build (models + tests)", "seconds": full_seconds, **rows_full},
-            {"step": "one-session incremental dbt build", "seconds": incremental_seconds, **rows_after},
+            {"step": "one-session incremental dbt build (models + tests)", "seconds": incremental_seconds},
+            {
+                "step": "one-session incremental dbt run (models only)",
+                "seconds": incremental_run_seconds,
+                **rows_after,
+            },
             {"step": "dbt run with nothing new", "seconds": noop_seconds},
         ],
         "full_build_seconds": full_seconds,
         "incremental_build_seconds": incremental_seconds,
+        "incremental_run_seconds": incremental_run_seconds,
         "notes": [
             f"minute bars for the last {minute_sessions} sessions only; other sessions use the daily VWAP fallback",
             "dbt in-process (dbtRunner); each call also pays 2-4 s of dbt parse and start-up",
