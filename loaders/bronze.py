@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -164,18 +165,47 @@ def replace_partitions(
     return written
 
 
-def _key_array(table: pa.Table, primary_key: Iterable[str]) -> pa.Array:
+def _key_array(
+    table: pa.Table, primary_key: Iterable[str], partition: tuple[str, pa.Array] | None = None
+) -> pa.Array:
+    """One string per row spelling its primary key.
+
+    `partition` = (column, folder text per row) stands in for the partition column: old files do not hold
+    it (it lives in the folder name), so both sides of a merge spell it as its folder text.
+    """
     columns = list(primary_key)
-    missing = [c for c in columns if c not in table.column_names]
+    substitute = partition[0] if partition is not None else None
+    missing = [c for c in columns if c != substitute and c not in table.column_names]
     if missing:
         raise ValueError(f"primary key column(s) {missing} not in table (columns: {table.column_names})")
-    parts = [pc.cast(table.column(c), pa.string()) for c in columns]
+    parts = []
+    for column in columns:
+        if partition is not None and column == substitute:
+            parts.append(partition[1])
+        else:
+            parts.append(pc.cast(table.column(column), pa.string()).combine_chunks())
     for column, part in zip(columns, parts, strict=True):
         if part.null_count:
             raise ValueError(f"primary key column {column!r} has {part.null_count} null value(s)")
     if len(parts) == 1:
-        return parts[0].combine_chunks()
-    return pc.binary_join_element_wise(*parts, _KEY_SEP).combine_chunks()
+        return parts[0]
+    return pc.binary_join_element_wise(*parts, _KEY_SEP)
+
+
+def _folder_texts(values: pa.ChunkedArray | pa.Array, column: str) -> pa.Array:
+    """Each row's partition value as its folder spells it (`partition_name` without `column=`)."""
+    if values.null_count:
+        raise ValueError(f"partition column {column!r} has {values.null_count} null value(s)")
+    unique = pc.unique(values)
+    prefix = len(column) + 1
+    texts = pa.array([partition_name(column, v)[prefix:] for v in unique.to_pylist()], pa.string())
+    return texts.take(pc.index_in(values, value_set=unique))
+
+
+def _constant_text(text: str, rows: int) -> pa.Array:
+    return pa.DictionaryArray.from_arrays(
+        pa.array(np.zeros(rows, dtype=np.int32)), pa.array([text], pa.string())
+    ).cast(pa.string())
 
 
 def _last_per_key(table: pa.Table, keys: pa.Array) -> pa.Table:
@@ -184,6 +214,18 @@ def _last_per_key(table: pa.Table, keys: pa.Array) -> pa.Table:
     grouped = pa.table({"k": keys, "i": index}).group_by("k", use_threads=False).aggregate([("i", "max")])
     keep = pc.sort_indices(grouped.column("i_max"))
     return table.take(pc.take(grouped.column("i_max"), keep))
+
+
+def _old_keys(files: list[Path], pk: list[str], partition_column: str, text: str) -> pa.Array:
+    """Primary keys of a partition's files, the partition column taken from the folder name."""
+    stored = [c for c in pk if c != partition_column]
+    if stored:
+        table = pq.read_table(files, columns=stored, partitioning=None)
+        rows = table.num_rows
+    else:
+        table = pa.table({})
+        rows = sum(pq.read_metadata(f).num_rows for f in files)
+    return _key_array(table, pk, (partition_column, _constant_text(text, rows)))
 
 
 def merge_partitions(
@@ -198,15 +240,26 @@ def merge_partitions(
     """Upsert `table` by `primary_key`: affected partitions are read, stale rows dropped, new rows added.
 
     A key that moved to another partition is removed from its old one, so a key lives in one place.
+    The key may include the partition column: old rows get it back from their folder name.
     Schemas are unified (new columns appear as nulls in old rows). Returns rows per rewritten partition.
     """
     root = Path(root)
     pk = [primary_key] if isinstance(primary_key, str) else list(primary_key)
     if table.num_rows == 0:
         return {}
-    new_keys = _key_array(table, pk)
-    table = _last_per_key(table, new_keys)
-    new_keys = _key_array(table, pk)
+    if partition_column not in table.column_names:
+        raise ValueError(
+            f"table has no partition column {partition_column!r} (columns: {table.column_names})"
+        )
+
+    def keys_of(batch: pa.Table) -> pa.Array:
+        if partition_column not in pk:
+            return _key_array(batch, pk)
+        texts = _folder_texts(batch.column(partition_column), partition_column)
+        return _key_array(batch, pk, (partition_column, texts))
+
+    table = _last_per_key(table, keys_of(table))
+    new_keys = keys_of(table)
     new_groups = _group_by_partition(table, partition_column)
     affected = set(new_groups)
     base = dataset_dir(root, dataset)
@@ -220,7 +273,7 @@ def merge_partitions(
         files = sorted(folder.glob("*.parquet"))
         if not files:
             continue
-        old_keys = _key_array(pq.read_table(files, columns=pk), pk)
+        old_keys = _old_keys(files, pk, partition_column, folder.name[len(prefix) :])
         if pc.any(pc.is_in(old_keys, value_set=new_keys)).as_py():
             affected.add(folder.name)
 
@@ -235,8 +288,10 @@ def merge_partitions(
             if files:
                 old = pq.read_table(files, partitioning=None)
                 old = old.drop_columns([c for c in old.column_names if c == partition_column])
-                keep = pc.invert(pc.is_in(_key_array(old, pk), value_set=new_keys))
-                parts.append(old.filter(keep))
+                old_keys = _key_array(
+                    old, pk, (partition_column, _constant_text(name[len(prefix) :], old.num_rows))
+                )
+                parts.append(old.filter(pc.invert(pc.is_in(old_keys, value_set=new_keys))))
             if name in new_groups:
                 parts.append(new_groups[name])
             merged = pa.concat_tables(parts, promote_options="permissive") if len(parts) > 1 else parts[0]

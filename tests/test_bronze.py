@@ -82,6 +82,56 @@ def test_merge_partitions_adds_new_columns_as_nulls(tmp_path: Path) -> None:
     assert rows == [{"id": "a", "value": 1.0, "note": None}, {"id": "b", "value": 2.0, "note": "x"}]
 
 
+def test_merge_partitions_with_the_partition_column_in_the_key(tmp_path: Path) -> None:
+    """Old files lack the partition column (it is the folder name): their keys take it from the folder."""
+    first = _table([(D1, "a", 1.0), (D1, "b", 2.0), (D2, "a", 3.0)])
+    assert bronze.merge_partitions(tmp_path, "t", first, "session_date", ["id", "session_date"]) == {
+        f"session_date={D1}": 2,
+        f"session_date={D2}": 1,
+    }
+    untouched = next((tmp_path / "t" / f"session_date={D2}").glob("*.parquet")).stat().st_ino
+    # (a, D1) changes; (a, D2) is another key and stays; (c, D3) is new; the batch repeats (a, D1)
+    update = _table([(D1, "a", 9.0), (D1, "a", 10.0), (D3, "c", 4.0)])
+    written = bronze.merge_partitions(tmp_path, "t", update, "session_date", ["id", "session_date"])
+    assert written == {f"session_date={D1}": 2, f"session_date={D3}": 1}
+    expected = [("a", 3.0, D2), ("a", 10.0, D1), ("b", 2.0, D1), ("c", 4.0, D3)]
+    assert sorted(_read(tmp_path, "t")) == sorted(expected)
+    assert next((tmp_path / "t" / f"session_date={D2}").glob("*.parquet")).stat().st_ino == untouched
+    bronze.merge_partitions(tmp_path, "t", update, "session_date", ["session_date", "id"])
+    assert sorted(_read(tmp_path, "t")) == sorted(expected)  # a re-run adds nothing
+    assert "session_date" not in pq.read_schema(next((tmp_path / "t").glob("*/*.parquet"))).names
+
+
+def test_merge_partitions_keyed_on_the_partition_column_alone_replaces_its_row(tmp_path: Path) -> None:
+    bronze.merge_partitions(
+        tmp_path, "t", _table([(D1, "a", 1.0), (D2, "b", 2.0)]), "session_date", "session_date"
+    )
+    bronze.merge_partitions(tmp_path, "t", _table([(D1, "z", 5.0)]), "session_date", "session_date")
+    assert sorted(_read(tmp_path, "t")) == [("b", 2.0, D2), ("z", 5.0, D1)]
+
+
+def test_merge_partitions_string_partition_in_the_key(tmp_path: Path) -> None:
+    table = pa.table({"exchange": ["NYSE", "NYSE", "NASDAQ"], "day": ["d1", "d2", "d1"], "open": [1, 0, 1]})
+    bronze.merge_partitions(tmp_path, "h", table, "exchange", ["exchange", "day"])
+    update = pa.table({"exchange": ["NYSE"], "day": ["d1"], "open": [0]})
+    assert bronze.merge_partitions(tmp_path, "h", update, "exchange", ["exchange", "day"]) == {
+        "exchange=NYSE": 2
+    }
+    rows = duckdb.sql(
+        f"select exchange, day, open from read_parquet('{tmp_path}/h/*/*.parquet', hive_partitioning = true) order by all"
+    ).fetchall()
+    assert rows == [("NASDAQ", "d1", 1), ("NYSE", "d1", 0), ("NYSE", "d2", 0)]
+
+
+def test_merge_partitions_names_a_missing_key_column(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"primary key column\(s\) \['nope'\]"):
+        bronze.merge_partitions(
+            tmp_path, "t", _table([(D1, "a", 1.0)]), "session_date", ["nope", "session_date"]
+        )
+    with pytest.raises(ValueError, match="no partition column 'day'"):
+        bronze.merge_partitions(tmp_path, "t", _table([(D1, "a", 1.0)]), "day", ["id", "day"])
+
+
 def _stage(root: Path, load_id: str, session: dt.date, rows: int, *, manifest_rows: int | None) -> None:
     """What the dlt destination leaves behind for one session of one load."""
     table = pa.table(
