@@ -8,7 +8,7 @@ before its day bar must still get its bounds, or its minute summary would be bui
 
 from __future__ import annotations
 
-import pandas as pd
+import pyarrow as pa
 
 
 def model(dbt, session):
@@ -36,20 +36,20 @@ def model(dbt, session):
                     "regular_minutes": int((closes_at - opens_at).total_seconds() // 60),
                 }
             )
-    frame = pd.DataFrame(
+    table = pa.table(
         {
-            "session_date": pd.Series([row["session_date"] for row in rows], dtype="datetime64[us]"),
-            "regular_open_at": pd.Series(
-                [row["regular_open_at"] for row in rows], dtype="datetime64[us, UTC]"
+            "session_date": pa.array([row["session_date"] for row in rows], pa.date32()),
+            "regular_open_at": pa.array(
+                [row["regular_open_at"] for row in rows], pa.timestamp("us", tz="UTC")
             ),
-            "regular_close_at": pd.Series(
-                [row["regular_close_at"] for row in rows], dtype="datetime64[us, UTC]"
+            "regular_close_at": pa.array(
+                [row["regular_close_at"] for row in rows], pa.timestamp("us", tz="UTC")
             ),
-            "regular_minutes": pd.Series([row["regular_minutes"] for row in rows], dtype="int64"),
+            "regular_minutes": pa.array([row["regular_minutes"] for row in rows], pa.int32()),
         }
     )
     # explicit types, so the table is the same shape whether or not bronze has rows yet
-    return session.from_df(frame).project(
+    return session.from_arrow(table).project(
         "cast(session_date as date) as session_date,"
         " cast(regular_open_at as timestamp with time zone) as regular_open_at,"
         " cast(regular_close_at as timestamp with time zone) as regular_close_at,"
