@@ -20,6 +20,7 @@ from loaders.calendar import session_bounds
 from loaders.sandbox.market import Market, MarketConfig
 
 MINUTE_SESSIONS = 6
+HALF_DAY = dt.date(2024, 11, 29)  # the day after Thanksgiving: NYSE closes at 13:00
 
 # one worker builds the module's silver once and runs every test against it
 pytestmark = pytest.mark.xdist_group("dbt_silver")
@@ -43,7 +44,8 @@ def market() -> Market:
 def silver(market: Market, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data dir with bronze for every session (minute bars for the last few) and a built silver."""
     data_dir = tmp_path_factory.mktemp("silver")
-    write_market_sessions(data_dir, market, market.sessions, minute_days=market.sessions[-MINUTE_SESSIONS:])
+    minute_days = [HALF_DAY, *market.sessions[-MINUTE_SESSIONS:]]
+    write_market_sessions(data_dir, market, market.sessions, minute_days=minute_days)
     write_rest_records(data_dir, "splits", market.splits())
     write_rest_records(data_dir, "dividends", market.dividends())
     write_rest_records(data_dir, "options_contracts", market.options_contracts())
@@ -184,7 +186,7 @@ def test_halted_session_has_no_row_and_returns_span_the_gap(silver: Path, market
 
 def test_vwap_and_minute_features_come_from_minute_bars(silver: Path, market: Market) -> None:
     data = features(silver)
-    minute_days = {pd.Timestamp(d) for d in market.sessions[-MINUTE_SESSIONS:]}
+    minute_days = {pd.Timestamp(d) for d in [HALF_DAY, *market.sessions[-MINUTE_SESSIONS:]]}
     on_minute_days = data["session_date"].isin(minute_days)
     assert (data.loc[on_minute_days, "vwap_source"] == "minute_bars").all()
     assert (data.loc[~on_minute_days, "vwap_source"] == "daily_typical_price").all()
@@ -197,7 +199,7 @@ def test_vwap_and_minute_features_come_from_minute_bars(silver: Path, market: Ma
     day = market.sessions[-1]
     bars = market.stock_minute_aggs(day).to_pandas()
     bars["start"] = pd.to_datetime(bars["window_start"], utc=True)
-    opens_at = pd.Timestamp(session_bounds(day)[0])
+    opens_at, closes_at = (pd.Timestamp(t) for t in session_bounds(day))
     for ticker, group in bars.groupby("ticker"):
         group = group.sort_values("start")
         row = minute_features.loc[(ticker, pd.Timestamp(day))]
@@ -205,11 +207,15 @@ def test_vwap_and_minute_features_come_from_minute_bars(silver: Path, market: Ma
         assert row["minute_vwap"] == pytest.approx(
             (typical_m * group["volume"]).sum() / group["volume"].sum(), rel=1e-12
         )
-        regular = group[group["start"] >= opens_at]
+        regular = group[(group["start"] >= opens_at) & (group["start"] < closes_at)]
         assert row["active_minutes"] == int((regular["volume"] > 0).sum())
         first = regular[regular["start"] < opens_at + pd.Timedelta(minutes=30)]
         assert row["first_30_minutes_return"] == pytest.approx(
             first["close"].iloc[-1] / first["open"].iloc[0] - 1, rel=1e-12
+        )
+        before_last_30 = regular[regular["start"] < closes_at - pd.Timedelta(minutes=30)]
+        assert row["last_30_minutes_return"] == pytest.approx(
+            regular["close"].iloc[-1] / before_last_30["close"].iloc[-1] - 1, rel=1e-12
         )
         log_returns = np.log(regular["close"] / regular["close"].shift(1)).dropna()
         assert row["intraday_realized_volatility"] == pytest.approx(
@@ -217,6 +223,15 @@ def test_vwap_and_minute_features_come_from_minute_bars(silver: Path, market: Ma
         )
         daily_row = data[(data["ticker"] == ticker) & (data["session_date"] == pd.Timestamp(day))]
         assert daily_row["vwap"].iloc[0] == row["minute_vwap"]
+
+    # a half day has 210 regular minutes (13:00 close from the exchange calendar, not 16:00)
+    half_day = frame(
+        silver,
+        f"select max(active_minutes) as most, min(last_30_minutes_return) is not null as has_last_30"
+        f" from fct_stock_minute_features_daily where session_date = date '{HALF_DAY.isoformat()}'",
+    )
+    assert half_day["most"].iloc[0] == 210
+    assert bool(half_day["has_last_30"].iloc[0])
 
 
 def test_option_contracts_parse_and_aggregate_per_underlying(silver: Path, market: Market) -> None:
