@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pyarrow as pa
 import pytest
 
 from loaders import calendar as nyse
+from loaders.gold import writer
 from loaders.gold.exporter import DAILY_FIELDS, export_duckdb_file, parse_features
 from loaders.gold.symbols import feature_dir_name, to_qlib_symbol
 from loaders.gold.synthetic import daily_table, minute_table, write_silver
@@ -307,3 +309,46 @@ def test_backfill_before_the_first_session_rewrites_everything(
     assert stats[0].mode == "full" and "calendar start moved" in stats[0].notes[0]
     export_duckdb_file(db, tmp_path / "full", full=True, minute=False)
     assert_same_tree(tmp_path / "inc", tmp_path / "full")
+
+
+def test_manifest_hash_is_the_hash_of_the_files_on_disk(
+    tmp_path: Path, silver: tuple[pa.Table, pa.Table]
+) -> None:
+    daily, _ = silver
+    write_silver(tmp_path / "q.duckdb", daily, None)
+    root = tmp_path / "qlib"
+    export_duckdb_file(tmp_path / "q.duckdb", root, minute=False)
+    manifest = json.loads((root / MANIFEST_NAME).read_text())["day"]
+    fields = manifest["fields"]
+    assert len(manifest["symbols"]) == 12
+    for entry in manifest["symbols"].values():
+        folder = root / "features" / feature_dir_name(entry["symbol"])
+        digest = hashlib.sha256()
+        for name in fields:
+            data = (folder / f"{name}.day.bin").read_bytes()
+            assert len(data) == 4 * entry["length"]
+            digest.update(data)
+        assert entry["hash"] == digest.hexdigest()[:32]
+
+
+def test_small_layout_batches_and_shuffled_rows_give_the_same_bytes(
+    tmp_path: Path, silver: tuple[pa.Table, pa.Table], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    daily, _ = silver
+    write_silver(tmp_path / "q.duckdb", daily, None)
+    export_duckdb_file(tmp_path / "q.duckdb", tmp_path / "one" / "qlib", minute=False)
+    # a batch smaller than one ticker's files: every ticker is laid out on its own
+    monkeypatch.setattr(writer, "BATCH_FLOATS", 16)
+    rng = np.random.default_rng(1)
+    write_silver(tmp_path / "q.duckdb", daily.take(pa.array(rng.permutation(daily.num_rows))), None)
+    export_duckdb_file(tmp_path / "q.duckdb", tmp_path / "many" / "qlib", minute=False)
+    assert_same_tree(tmp_path / "one" / "qlib", tmp_path / "many" / "qlib")
+    # a duplicate is still found when it sits in a later batch, in shuffled rows
+    dup = daily.filter(pa.compute.equal(daily.column("ticker"), "TD")).slice(7, 1)
+    write_silver(
+        tmp_path / "q.duckdb",
+        pa.concat_tables([dup, daily]).take(pa.array(rng.permutation(daily.num_rows + 1))),
+        None,
+    )
+    with pytest.raises(ExportError, match=r"ticker 'TD' has more than one row at "):
+        export_duckdb_file(tmp_path / "q.duckdb", tmp_path / "dup" / "qlib", minute=False)

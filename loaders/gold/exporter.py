@@ -121,11 +121,23 @@ def _tickers(table: pa.Table, label: str) -> pa.ChunkedArray:
     return col
 
 
+def _numeric(expression: str) -> str:
+    """An SQL value as a double with NULL as NaN, so Arrow hands it over without a validity mask."""
+    return f"coalesce(cast({expression} as double), 'nan'::double)"
+
+
 def _matrix(table: pa.Table, names: Sequence[str]) -> np.ndarray:
-    """Row-major float32 values; the query already cast them (DuckDB rounds to nearest, as numpy does)."""
-    out = np.empty((table.num_rows, len(names)), dtype=np.float32)
+    """(fields, rows) float32 values, one row per field file.
+
+    The query returns doubles without NULLs, so every chunk is a zero-copy numpy view and the cast to
+    float32 (round to nearest, as ``astype("<f")`` in Qlib's dump) happens in the one copy into place.
+    """
+    out = np.empty((len(names), table.num_rows), dtype=np.float32)
     for j, name in enumerate(names):
-        out[:, j] = table.column(name).to_numpy(zero_copy_only=False)  # NULL -> NaN
+        at = 0
+        for chunk in table.column(name).chunks:
+            out[j, at : at + len(chunk)] = chunk.to_numpy(zero_copy_only=chunk.null_count == 0)
+            at += len(chunk)
     return out
 
 
@@ -144,7 +156,8 @@ def read_daily(
     fields = (*DAILY_FIELDS, *features)
     columns = [*DAILY_FIELDS.values(), *features]
     _require(con, relation, label, ["ticker", "session_date", *columns])
-    select = ", ".join(f'cast("{c}" as float) as "{c}"' for c in columns)
+    quoted = [f'"{c}"' for c in columns]
+    select = ", ".join(f"{_numeric(q)} as {q}" for q in quoted)
     table = _fetch(con, f"select ticker, session_date, {select} from {relation}", label)
     if table.num_rows == 0:
         return None
@@ -183,13 +196,19 @@ def read_minute(
             f"skipped {unmatched[0]} minute bars without a daily row to adjust them "
             f"(e.g. {unmatched[1]} {unmatched[2]})"
         )
+    adjusted = {
+        "open": "m.open * d.adj_factor",
+        "high": "m.high * d.adj_factor",
+        "low": "m.low * d.adj_factor",
+        "close": "m.close * d.adj_factor",
+        "volume": "m.volume / d.adj_factor",
+        "factor": "d.adj_factor",
+    }
+    select = ", ".join(f"{_numeric(adjusted[name])} as {name}" for name in MINUTE_FIELDS)
     table = _fetch(
         con,
         f"""
-        select m.ticker, m.bar_start_at, m.session_date,
-               cast(m.open * d.adj_factor as float) as open, cast(m.high * d.adj_factor as float) as high,
-               cast(m.low * d.adj_factor as float) as low, cast(m.close * d.adj_factor as float) as close,
-               cast(m.volume / d.adj_factor as float) as volume, cast(d.adj_factor as float) as factor
+        select m.ticker, m.bar_start_at, m.session_date, {select}
         from {minute_relation} m
         join {daily_relation} d on m.ticker = d.ticker and m.session_date = d.session_date
         """,

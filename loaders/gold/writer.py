@@ -6,24 +6,28 @@ slot from the instrument's first to its last row, NaN where it has no row. Every
 against the global calendar, so an append after a missing day never shifts data (the failure mode of
 ``dump_bin.py``'s update mode).
 
-Rows are sorted once (integer codes, one argsort); each symbol's files are then built as one small
-(fields x calendar span) float32 block with a numpy scatter and written with one ``write`` per file: a
-single pass over the rows, no per-symbol pandas reindex.
+Rows are never sorted. Each ticker gets a span of slots in a (fields x slots) float32 array, NaN-filled
+once; every row's slot is computed from its ticker's offset and its calendar index, and one numpy
+scatter per batch of tickers places all values. Each field file is then a contiguous slice of one row
+of that array, written with a single ``os.write``. Tickers are processed in batches of bounded size, so
+memory stays bounded when sparse minute series span far more slots than they have rows.
 
 Incremental mode keeps a small manifest per frequency: the calendar start, the field list and, per
-ticker, its first/last row key, file length and a SHA-256 hash of its rows (keys + float32 values). A
-ticker whose rows up to the previous last key hash the same is appended (NaN padding, then the new
-tail); any other change (a backfilled day, a split that rescales history, a new first day) rewrites that
-ticker; a new calendar start or field list rewrites the frequency.
+ticker, its first/last row key, file length and a SHA-256 hash of its files' bytes (the field files
+concatenated in field order). A ticker whose new files begin with exactly the bytes recorded (the hash
+of the new layout cut at the old length) is appended; any other change (a backfilled day, a split that
+rescales history, a new first day) rewrites that ticker; a new calendar start or field list rewrites the
+frequency.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,31 +41,18 @@ from loaders.gold.symbols import feature_dir_name, to_qlib_symbol
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = ".quantmini-manifest.json"
-MANIFEST_VERSION = 2
+MANIFEST_VERSION = (
+    3  # 3: hashes cover the files' bytes (2 hashed rows); an older manifest means a full export
+)
+
+#: floats per layout batch (fields x slots): 64 MB, enough for 2,000 tickers x 3 years of daily bars at once
+BATCH_FLOATS = 1 << 24
+
+_DIR_FD = os.open in os.supports_dir_fd and os.mkdir in os.supports_dir_fd and hasattr(os, "O_DIRECTORY")
 
 
 class ExportError(ValueError):
     """Bad silver input or an inconsistent provider directory; the message names the row or file."""
-
-
-@dataclass(frozen=True)
-class Block:
-    """Rows of one frequency sorted by ticker then time, ready to write.
-
-    ``starts`` has one entry per ticker plus the total row count; ``keys`` are the rows' times in the
-    calendar's unit (days or nanoseconds) and ``positions`` their indices into the calendar.
-    """
-
-    tickers: list[str]
-    starts: np.ndarray
-    keys: np.ndarray
-    positions: np.ndarray
-    values: np.ndarray
-    fields: tuple[str, ...]
-
-    @property
-    def rows(self) -> int:
-        return int(self.keys.shape[0])
 
 
 @dataclass(frozen=True)
@@ -76,6 +67,40 @@ class Calendar:
         if self.freq == "day":
             return str(np.datetime64(int(key), "D"))
         return str(np.datetime64(int(key), "ns")) + "Z"
+
+    def locate(self, keys: np.ndarray) -> np.ndarray:
+        """Calendar index of each key; a key that is not in the calendar maps to a slot holding another key."""
+        if self.freq == "day" and len(self.keys):
+            # days are small integers: a lookup table is a single gather instead of a binary search
+            lo = int(self.keys[0])
+            table = np.zeros(int(self.keys[-1]) - lo + 1, dtype=np.int64)
+            table[self.keys - lo] = np.arange(len(self.keys))
+            return table[np.clip(keys - lo, 0, len(table) - 1)]
+        return np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+
+
+@dataclass(frozen=True)
+class Block:
+    """Rows of one frequency placed on the calendar, in whatever order silver returned them.
+
+    ``tickers`` are the distinct tickers (first-seen order); per row, ``codes`` indexes them and
+    ``positions`` is the calendar index; ``values`` is (fields, rows) float32. ``first``/``last`` are each
+    ticker's first and last calendar index. ``grouped`` says every ticker's rows are one run, in code
+    order, so a batch of tickers is a slice of rows.
+    """
+
+    tickers: list[str]
+    codes: np.ndarray
+    positions: np.ndarray
+    values: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
+    fields: tuple[str, ...]
+    grouped: bool
+
+    @property
+    def rows(self) -> int:
+        return int(self.codes.shape[0])
 
 
 @dataclass
@@ -105,69 +130,143 @@ def make_block(
     calendar: Calendar,
     what: str,
 ) -> Block:
-    """Sort rows by ticker then time, group them and place them on the calendar.
+    """Place rows on the calendar and find each ticker's span; rows off the calendar are rejected.
 
-    Rows off the calendar or repeated are rejected with the ticker and time. Sorting here (integer codes
-    of a dictionary-encoded ticker column, then one argsort) is cheaper than an ORDER BY on a wide table.
+    ``values`` is (fields, rows) float32. Repeated rows are caught when the layout is built (two rows
+    landing in one slot), which needs no sort.
     """
-    n = keys.shape[0]
-    if n == 0:
-        return Block([], np.zeros(1, np.int64), keys, np.zeros(0, np.int64), values, tuple(fields))
     if isinstance(tickers, pa.ChunkedArray):
         tickers = tickers.combine_chunks()
     encoded = pc.dictionary_encode(tickers)
-    unique = [str(t) for t in encoded.dictionary.to_pylist()]
-    rank = np.empty(len(unique), dtype=np.int64)
-    rank[sorted(range(len(unique)), key=unique.__getitem__)] = np.arange(len(unique))
-    codes = rank[encoded.indices.to_numpy(zero_copy_only=False)]
-    span = int(keys.max()) - int(keys.min())
-    if span < 2**31:
-        packed = (codes << 32) | (keys - keys.min())
-        in_order = bool(np.all(packed[1:] >= packed[:-1]))  # a table stored sorted comes back sorted
-        order = None if in_order else np.argsort(packed, kind="stable")
-    else:
-        order = np.lexsort((keys, codes))
-    if order is not None:
-        codes, keys, values = codes[order], keys[order], values[order]
-    by_rank = sorted(unique)
-    change = np.flatnonzero(np.diff(codes)) + 1
-    starts = np.concatenate(([0], change, [n])).astype(np.int64)
-    names = [by_rank[c] for c in codes[starts[:-1]]]
-
-    positions = np.searchsorted(calendar.keys, keys)
-    clipped = np.minimum(positions, len(calendar.keys) - 1)
-    off = np.flatnonzero(calendar.keys[clipped] != keys)
+    names = [str(t) for t in encoded.dictionary.to_pylist()]
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    positions = calendar.locate(keys)
+    off = np.flatnonzero(calendar.keys[positions] != keys)
     if off.size:
         row = int(off[0])
         raise ExportError(
-            f"{what}: ticker {by_rank[codes[row]]!r} has a row at {calendar.describe(keys[row])}, which is not in the "
-            f"NYSE {calendar.freq} calendar ({off.size} such rows)"
+            f"{what}: ticker {names[codes[row]]!r} has a row at {calendar.describe(keys[row])}, which is not in "
+            f"the NYSE {calendar.freq} calendar ({off.size} such rows)"
         )
-    step = np.diff(positions)
-    inside = np.ones(n - 1, dtype=bool)
-    inside[starts[1:-1] - 1] = False
-    bad = np.flatnonzero(inside & (step <= 0))
-    if bad.size:
-        row = int(bad[0]) + 1
+    first = np.full(len(names), len(calendar.keys), dtype=np.int64)
+    last = np.full(len(names), -1, dtype=np.int64)
+    np.minimum.at(first, codes, positions)
+    np.maximum.at(last, codes, positions)
+    grouped = bool(np.all(codes[1:] >= codes[:-1]))  # dictionary codes follow first appearance
+    return Block(names, codes, positions, values, first, last, tuple(fields), grouped)
+
+
+def _batches(block: Block, lengths: np.ndarray) -> Iterator[tuple[int, int]]:
+    """Consecutive ticker-code ranges whose layout holds at most ``BATCH_FLOATS`` (or one ticker)."""
+    width = len(block.fields)
+    begin, used = 0, 0
+    for i, length in enumerate(lengths.tolist()):
+        if used and (used + length) * width > BATCH_FLOATS:
+            yield begin, i
+            begin, used = i, 0
+        used += length
+    if used:
+        yield begin, len(lengths)
+
+
+def _layout(
+    block: Block, begin: int, end: int, lengths: np.ndarray, calendar: Calendar, what: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(fields, slots) float32 holding the files of tickers ``begin:end`` side by side, NaN-padded.
+
+    Ticker ``begin + k``'s files start at slot ``offsets[k]``: its start index, then one slot per calendar
+    entry. Two rows of one ticker landing in one slot are a duplicate and rejected with ticker and time.
+    """
+    spans = lengths[begin:end]
+    offsets = np.zeros(end - begin, dtype=np.int64)
+    np.cumsum(spans[:-1], out=offsets[1:])
+    if block.grouped:
+        lo, hi = np.searchsorted(block.codes, [begin, end])
+        rows: slice | np.ndarray = slice(int(lo), int(hi))
+    else:
+        rows = np.flatnonzero((block.codes >= begin) & (block.codes < end))
+    codes = block.codes[rows]
+    slots = offsets[codes - begin] + 1 + block.positions[rows] - block.first[codes]
+    total = int(spans.sum())
+    taken = np.zeros(total, dtype=bool)
+    taken[slots] = True
+    if int(np.count_nonzero(taken)) != slots.shape[0]:
+        counts = np.bincount(slots, minlength=total)
+        row = int(np.flatnonzero(counts[slots] > 1)[0])
+        code, pos = int(codes[row]), int(block.positions[rows][row])
         raise ExportError(
-            f"{what}: ticker {by_rank[codes[row]]!r} has more than one row at {calendar.describe(keys[row])}"
+            f"{what}: ticker {block.tickers[code]!r} has more than one row at "
+            f"{calendar.describe(calendar.keys[pos])}"
         )
-    return Block(
-        names,
-        starts,
-        np.ascontiguousarray(keys, np.int64),
-        positions.astype(np.int64),
-        np.ascontiguousarray(values, np.float32),
-        tuple(fields),
-    )
+    out = np.full((len(block.fields), total), np.nan, dtype="<f4")
+    out[:, offsets] = block.first[begin:end].astype("<f4")
+    out[:, slots] = block.values[:, rows]
+    return out, offsets
 
 
-def _row_hash(block: Block, begin: int, end: int) -> str:
-    # SHA-256 runs in hardware on current x86/ARM CPUs (about twice BLAKE2 here); row slices of the
-    # C-ordered arrays are contiguous, so they are hashed in place without copies
-    digest = hashlib.sha256(block.keys[begin:end].data)
-    digest.update(block.values[begin:end].data)
+def _hash(rows: Sequence[memoryview], offset: int, length: int) -> str:
+    """SHA-256 of one ticker's field files cut at ``length`` floats, concatenated in field order."""
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(row[offset : offset + length])
     return digest.hexdigest()[:32]
+
+
+def _prefix_kept(
+    old: dict[str, Any],
+    first_key: int,
+    last_key: int,
+    rows: Sequence[memoryview],
+    at: int,
+    length: int,
+    digest: str,
+) -> bool:
+    """The ticker's new files begin with exactly the bytes the manifest recorded, so they can be appended to."""
+    if old["first"] != first_key or old["last"] > last_key:
+        return False
+    kept = int(old["length"])
+    return (digest if kept == length else _hash(rows, at, kept)) == old["hash"]
+
+
+class _FolderWriter:
+    """Writes a ticker's field files: one ``open``/``write``/``close`` each, folders opened relative to
+    ``features/`` (no path walk per file) where the platform allows it."""
+
+    def __init__(self, features_dir: Path, suffixes: Sequence[str]) -> None:
+        features_dir.mkdir(parents=True, exist_ok=True)
+        self.base = os.fspath(features_dir)
+        self.suffixes = list(suffixes)
+        self.base_fd = os.open(self.base, os.O_RDONLY | os.O_DIRECTORY) if _DIR_FD else -1
+
+    def write(self, folder: str, parts: Sequence[memoryview], append: bool) -> None:
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+        if self.base_fd < 0:
+            path = os.path.join(self.base, folder)
+            os.makedirs(path, exist_ok=True)
+            for suffix, part in zip(self.suffixes, parts, strict=True):
+                fd = os.open(os.path.join(path, suffix), flags, 0o644)
+                try:
+                    os.write(fd, part)
+                finally:
+                    os.close(fd)
+            return
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(folder, dir_fd=self.base_fd)
+        folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY, dir_fd=self.base_fd)
+        try:
+            for suffix, part in zip(self.suffixes, parts, strict=True):
+                fd = os.open(suffix, flags, 0o644, dir_fd=folder_fd)
+                try:
+                    os.write(fd, part)
+                finally:
+                    os.close(fd)
+        finally:
+            os.close(folder_fd)
+
+    def close(self) -> None:
+        if self.base_fd >= 0:
+            os.close(self.base_fd)
+            self.base_fd = -1
 
 
 def _sizes_match(folder: Path, fields: Sequence[str], freq: str, size: int) -> bool:
@@ -256,84 +355,60 @@ def write_freq(root: Path, block: Block, calendar: Calendar, instruments_name: s
     if mode == "full":
         _remove_freq_files(features_dir, freq)
 
-    n_sym = len(block.tickers)
-    starts = block.starts
-    first = block.positions[starts[:-1]] if n_sym else np.zeros(0, np.int64)
-    last = block.positions[starts[1:] - 1] if n_sym else np.zeros(0, np.int64)
-    lengths = last - first + 2  # start index + one slot per calendar entry
-
-    # decide per ticker: write (new), append, rewrite or keep
-    symbols_out: dict[str, Any] = {}
-    dirs: list[str] = []
-    plan: list[tuple[int, int]] = []  # (ticker index, first float to write: 0 = whole file)
-    for i, ticker in enumerate(block.tickers):
-        begin, end = int(starts[i]), int(starts[i + 1])
-        symbol = to_qlib_symbol(ticker)
-        folder = feature_dir_name(symbol)
-        dirs.append(folder)
-        entry = {
-            "symbol": symbol,
-            "first": int(block.keys[begin]),
-            "last": int(block.keys[end - 1]),
-            "length": int(lengths[i]),
-            "hash": _row_hash(block, begin, end),
-        }
-        symbols_out[ticker] = entry
-        old = old_symbols.get(ticker)
-        if old is None:
-            plan.append((i, 0))
-            stats.written += 1
-            continue
-        if old["first"] != entry["first"] or old["last"] > entry["last"]:
-            plan.append((i, 0))
-            stats.rewritten += 1
-            continue
-        keep = begin + int(np.searchsorted(block.keys[begin:end], old["last"], side="right"))
-        same_prefix = _row_hash(block, begin, keep) == old["hash"]
-        sizes_ok = same_prefix and _sizes_match(features_dir / folder, block.fields, freq, 4 * old["length"])
-        if not (same_prefix and sizes_ok):
-            plan.append((i, 0))
-            stats.rewritten += 1
-        elif entry["length"] > old["length"]:
-            plan.append((i, int(old["length"])))
-            stats.appended += 1
-        else:
-            stats.unchanged += 1
+    symbols = [to_qlib_symbol(t) for t in block.tickers]
+    dirs = [feature_dir_name(s) for s in symbols]
     if len(set(dirs)) != len(dirs):  # the mapping is injective; this guards against a future edit of it
         raise ExportError(f"{freq}: two tickers map to one feature folder")
-
-    stale = [t for t in previous.get("symbols", {}) if t not in symbols_out]
+    present = set(block.tickers)
+    stale = [t for t in previous.get("symbols", {}) if t not in present]
     stats.removed = len(stale)
     if stale and mode == "incremental":
         _remove_freq_files(features_dir, freq, [feature_dir_name(old_symbols[t]["symbol"]) for t in stale])
 
-    base = os.fspath(features_dir)
-    suffixes = [f"{name}.{freq}.bin" for name in block.fields]
-    values_t = block.values.T  # (fields, rows) view: one row per field file
-    for i, skip in plan:
-        # the symbol's files as one (fields, 1 + calendar span) float32 block: start index, NaN padding,
-        # then its rows scattered to their calendar slots; small and cache-hot, built per symbol
-        begin, end = int(starts[i]), int(starts[i + 1])
-        seg = np.full((len(suffixes), int(lengths[i])), np.nan, dtype="<f4")
-        seg[:, 0] = first[i]
-        seg[:, block.positions[begin:end] - first[i] + 1] = values_t[:, begin:end]
-        folder = os.path.join(base, dirs[i])
-        os.makedirs(folder, exist_ok=True)
-        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if skip else os.O_TRUNC)
-        for j, suffix in enumerate(suffixes):
-            fd = os.open(os.path.join(folder, suffix), flags, 0o644)
-            try:
-                os.write(fd, seg[j, skip:].data)
-            finally:
-                os.close(fd)
-        stats.bytes += 4 * (seg.shape[1] - skip) * len(suffixes)
-    stats.files += len(plan) * len(suffixes)
+    width = len(block.fields)
+    lengths = block.last - block.first + 2  # start index + one slot per calendar entry
+    firsts, lasts = block.first.tolist(), block.last.tolist()
+    first_keys, last_keys = calendar.keys[block.first].tolist(), calendar.keys[block.last].tolist()
+    symbols_out: dict[str, Any] = {}
+    writer = _FolderWriter(features_dir, [f"{name}.{freq}.bin" for name in block.fields])
+    try:
+        for begin, end in _batches(block, lengths):
+            out, offsets = _layout(block, begin, end, lengths, calendar, f"{freq} rows")
+            rows = [memoryview(out[j]) for j in range(width)]
+            for i, at in enumerate(offsets.tolist(), start=begin):
+                ticker, length = block.tickers[i], int(lengths[i])
+                digest = _hash(rows, at, length)
+                symbols_out[ticker] = {
+                    "symbol": symbols[i],
+                    "first": first_keys[i],
+                    "last": last_keys[i],
+                    "length": length,
+                    "hash": digest,
+                }
+                old = old_symbols.get(ticker)
+                skip = 0  # first float to write (0: the whole file)
+                if old is None:
+                    stats.written += 1
+                elif _prefix_kept(
+                    old, first_keys[i], last_keys[i], rows, at, length, digest
+                ) and _sizes_match(features_dir / dirs[i], block.fields, freq, 4 * old["length"]):
+                    if length == old["length"]:
+                        stats.unchanged += 1
+                        continue
+                    skip = int(old["length"])
+                    stats.appended += 1
+                else:
+                    stats.rewritten += 1
+                writer.write(dirs[i], [row[at + skip : at + length] for row in rows], append=skip > 0)
+                stats.files += width
+                stats.bytes += 4 * (length - skip) * width
+            del rows, out
+    finally:
+        writer.close()
 
     _atomic_write_text(root / "calendars" / f"{freq}.txt", "".join(label + "\n" for label in calendar.labels))
-    lines = [
-        f"{symbols_out[t]['symbol']}\t{calendar.labels[int(first[i])]}\t{calendar.labels[int(last[i])]}\n"
-        for i, t in enumerate(block.tickers)
-    ]
+    order = sorted(range(len(block.tickers)), key=block.tickers.__getitem__)
+    lines = [f"{symbols[i]}\t{calendar.labels[firsts[i]]}\t{calendar.labels[lasts[i]]}\n" for i in order]
     _atomic_write_text(root / "instruments" / f"{instruments_name}.txt", "".join(lines))
     manifest = read_manifest(root)
     manifest[freq] = {
@@ -342,5 +417,5 @@ def write_freq(root: Path, block: Block, calendar: Calendar, instruments_name: s
         "symbols": symbols_out,
     }
     write_manifest(root, manifest)
-    stats.symbols = n_sym
+    stats.symbols = len(block.tickers)
     return stats
