@@ -7,7 +7,8 @@ trash live under `bronze/.staging/` and `bronze/.trash/` (same filesystem, hidde
 Two entry points for tables that fit in memory (REST datasets): `replace_partitions` and the keyed
 `merge_partitions`. Flat files, which are larger than memory, go through the dlt destination made by
 `bronze_destination`: dlt's extract writes each Arrow batch once as Parquet, the destination hard-links
-that file into a per-load staging folder, and `commit_staged` swaps complete sessions in afterwards.
+that file into a per-load staging folder (or splits a file gathering several small sessions), and
+`commit_staged` swaps complete sessions in afterwards.
 """
 
 from __future__ import annotations
@@ -365,8 +366,8 @@ def stage_file(
 ) -> list[Path]:
     """Put one dlt job file into its load's staging folder, under the partition its source key maps to.
 
-    A file holding one source key (the normal case) is hard-linked: no Parquet rewrite. A file mixing keys
-    is split. Re-staging the same job (a retried or resumed load) overwrites the same names.
+    A file holding one source key (a batch of a large file) is hard-linked: no Parquet rewrite. A file
+    gathering several small source files is split, one small Parquet file per key. Re-staging the same job (a retried or resumed load) overwrites the same names.
     """
     meta = pq.read_metadata(path)
     load_id, _ = _constant_stat(meta, load_column)
@@ -381,11 +382,8 @@ def stage_file(
         )
         _link_or_copy(Path(path), target)
         return [target]
-    table = pq.read_table(path)
-    keys = table.column(source_column)
     out = []
-    for n, value in enumerate(sorted(pc.unique(keys.cast(pa.string())).to_pylist())):
-        rows = table.filter(pc.equal(keys.cast(pa.string()), value))
+    for n, (value, rows) in enumerate(split_by_column(pq.read_table(path), source_column)):
         target = (
             load_dir
             / partition_name(partition_column, partition_of(value))
@@ -396,6 +394,39 @@ def stage_file(
         os.replace(tmp, target)
         out.append(target)
     return out
+
+
+def _compact_dictionaries(table: pa.Table) -> pa.Table:
+    """Re-encode dictionary columns so each keeps only its own values (a slice keeps the whole dictionary)."""
+    for i, column_type in enumerate(table.schema.types):
+        if pa.types.is_dictionary(column_type):
+            plain = table.column(i).cast(column_type.value_type)
+            encoded = pc.dictionary_encode(plain.combine_chunks()).cast(column_type)
+            table = table.set_column(i, table.schema.field(i), encoded)
+    return table
+
+
+def split_by_column(table: pa.Table, column: str) -> list[tuple[str, pa.Table]]:
+    """(value, rows) per distinct value of a string column, sorted by value, each value's rows in file order.
+
+    Linear in the rows: rows of one source file are contiguous in the files we write, so the table is cut
+    at the points where the value changes (a value met in several runs gets its runs concatenated).
+    """
+    keys = table.column(column)
+    if pa.types.is_dictionary(keys.type):
+        keys = keys.cast(keys.type.value_type)
+    keys = keys.combine_chunks()
+    if keys.null_count:
+        raise ValueError(f"column {column!r} has {keys.null_count} null value(s)")
+    n = len(keys)
+    if n == 0:
+        return []
+    changes = pc.indices_nonzero(pc.not_equal(keys.slice(1), keys.slice(0, n - 1))).to_pylist()
+    starts = [0, *(i + 1 for i in changes)]
+    runs: dict[str, list[pa.Table]] = {}
+    for start, stop in zip(starts, [*starts[1:], n], strict=True):
+        runs.setdefault(keys[start].as_py(), []).append(table.slice(start, stop - start))
+    return [(value, _compact_dictionaries(pa.concat_tables(runs[value]))) for value in sorted(runs)]
 
 
 def stage_manifest(root: Path, dataset: str, path: str, load_column: str = "load_id") -> Path:

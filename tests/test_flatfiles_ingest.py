@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow.parquet as pq
 import pytest
 
 from loaders import runs
 from loaders.calendar import sessions
 from loaders.config import load_settings
 from loaders.flatfiles import LandedFile, Outcomes
+from loaders.flatfiles import settings as ff_settings
 from loaders.flatfiles.commands import EXIT_BUSY, EXIT_FAILED, ingest_command, load_files, make_pipeline
 from loaders.flatfiles.settings import DATASETS
 from loaders.sandbox import flatfiles as sandbox_files
@@ -302,11 +304,91 @@ def test_rejected_landing_file_fails_its_date_and_is_fetched_again_next_time(
     assert path.read_bytes() == sandbox_files.render_file(sandbox.market, "stocks_daily", DAYS[0])
 
 
+def _count_calls(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> list[int]:
+    """Rows of the job file handed to every call of `module.name` (the destination's staging functions)."""
+    calls: list[int] = []
+    original = getattr(module, name)
+
+    def wrapper(root: Any, dataset: str, path: str, *args: Any, **kwargs: Any) -> Any:
+        calls.append(pq.read_metadata(path).num_rows)
+        return original(root, dataset, path, *args, **kwargs)
+
+    monkeypatch.setattr(module, name, wrapper)
+    return calls
+
+
+def test_small_files_share_dlt_jobs_and_land_one_file_per_session(
+    sandbox: Any, sandbox_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loaders import bronze
+
+    data = _data(sandbox_env)
+    staged = _count_calls(monkeypatch, bronze, "stage_file")
+    manifests = _count_calls(monkeypatch, bronze, "stage_manifest")
+    assert _ingest("stocks_daily", DAYS[0], DAYS[-1]) == 0
+    assert (len(staged), len(manifests)) == (1, 1)  # six sessions, one data job and one manifest job
+    files = sorted((data / "bronze" / "stocks_daily").glob("*/*.parquet"))
+    assert len(files) == len(DAYS)
+    for path in files:
+        table = pq.read_table(path, partitioning=None)
+        key = DATASETS["stocks_daily"].key(dt.date.fromisoformat(path.parent.name.split("=")[1]))
+        for column in ("_source_key", "_source_etag", "_dlt_load_id"):
+            assert len(table.column(column).chunk(0).dictionary) == 1, (path, column)  # compact per file
+        assert table.column("_source_key").unique().to_pylist() == [key]
+        assert pq.read_metadata(path).row_group(0).column(8).statistics.min == key
+    rows = _rows(data, "stocks_daily")
+    assert [r[:8] + (r[-1],) for r in rows] == _market_rows(sandbox.market, "stocks_daily", DAYS)
+    # a second group size: more jobs, the same bronze rows
+    monkeypatch.setattr(ff_settings, "GROUP_ROWS", 22)
+    staged.clear()
+    assert _ingest("stocks_daily", DAYS[0], DAYS[-1], full=True) == 0
+    assert len(staged) == len(DAYS) // 2  # 10 or 11 bars a day: two sessions per extract file
+    assert _rows(data, "stocks_daily") == rows
+
+
+def test_rejected_small_file_never_reaches_dlt_and_its_group_still_loads(
+    sandbox: Any, sandbox_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loaders import bronze
+
+    data = _data(sandbox_env)
+    ds = DATASETS["stocks_daily"]
+    staged = _count_calls(monkeypatch, bronze, "stage_file")
+    files = []
+    for day in DAYS[:3]:
+        path = data / f"{day}.csv.gz"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        body = sandbox_files.render_file(sandbox.market, "stocks_daily", day)
+        if day == DAYS[1]:
+            lines = gzip.decompress(body).decode().splitlines()
+            lines[5] = lines[5].rsplit(",", 1)[0] + ",many"
+            body = gzip.compress(("\n".join(lines) + "\n").encode())
+        path.write_bytes(body)
+        files.append(LandedFile(ds.key(day), day, f"etag-{day}", path.stat().st_size, path))
+    settings = load_settings()
+    outcomes = Outcomes()
+    commits, error = load_files(make_pipeline(ds, settings), ds, settings, files, outcomes)
+    assert error == ""
+    assert f"{ds.key(DAYS[1])}, line 6, field 'transactions'" in outcomes.by_key[ds.key(DAYS[1])].error
+    assert [(c.partition, c.committed) for c in commits] == [
+        (f"session_date={DAYS[0]}", True),
+        (f"session_date={DAYS[2]}", True),
+    ]
+    good = sum(len(sandbox.market.stock_day_aggs(d)) for d in (DAYS[0], DAYS[2]))
+    assert staged == [good]  # one job holding the good files' rows only
+    assert {r[-1] for r in _rows(data, "stocks_daily")} == {DAYS[0], DAYS[2]}
+
+
 _KILLER = """
 import os, sys
 import loaders.bronze as bronze
 import loaders.flatfiles as source
-point, after = sys.argv[1], int(sys.argv[2])
+import loaders.flatfiles.settings as ff
+point, after, layout = sys.argv[1], int(sys.argv[2]), sys.argv[5]
+if layout == "streamed":  # every file its own extract files, hard-linked into bronze
+    ff.SMALL_FILE_ROWS = 0
+else:  # small files gathered two by two: two extract files, each split into its sessions
+    ff.GROUP_ROWS = 9_000
 calls = {"n": 0}
 def kill_after(fn):
     def wrapper(*a, **k):
@@ -335,14 +417,33 @@ sys.exit(ingest_command("stocks_minute", dt.date.fromisoformat(sys.argv[3]), dt.
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("point", "after"), [("extract", 2), ("load", 2), ("commit", 2)])
+@pytest.mark.parametrize(
+    ("layout", "point", "after"),
+    [
+        ("streamed", "extract", 2),
+        ("streamed", "load", 2),
+        ("streamed", "commit", 2),
+        ("grouped", "extract", 2),
+        ("grouped", "load", 1),
+        ("grouped", "commit", 2),
+    ],
+)
 def test_run_killed_midway_then_rerun_gives_exactly_the_rows_of_a_clean_load(
-    sandbox: Any, sandbox_env: dict[str, str], point: str, after: int
+    sandbox: Any, sandbox_env: dict[str, str], layout: str, point: str, after: int
 ) -> None:
     data = _data(sandbox_env)
-    days = DAYS[:4]
+    days = DAYS[:4]  # 4,290 minute bars a day in the test market
     proc = subprocess.run(
-        [sys.executable, "-c", _KILLER, point, str(after), days[0].isoformat(), days[-1].isoformat()],
+        [
+            sys.executable,
+            "-c",
+            _KILLER,
+            point,
+            str(after),
+            days[0].isoformat(),
+            days[-1].isoformat(),
+            layout,
+        ],
         env={**os.environ},
         capture_output=True,
         text=True,

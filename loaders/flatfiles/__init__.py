@@ -1,9 +1,11 @@
 """dlt source for Polygon flat files: one resource per dataset yielding Arrow tables from landing files.
 
-The resource yields each file's rows in bounded batches (one Parquet file each, written once by dlt's
-extract), then one manifest row for the file. The bronze commit swaps in a session only when its manifest
-row is there, so a file rejected half-way leaves bronze as it was. Resource state records every loaded key
-with its ETag, size and row count.
+The resource yields a large file's rows in bounded batches (one Parquet file each, written once by dlt's
+extract and hard-linked into bronze); small files (a daily file of a few thousand rows) are gathered into
+shared extract files that the destination splits by session, so each costs no dlt job of its own. Last
+comes the manifest: one row per fully parsed file. The bronze commit swaps in a session only when its
+manifest row is there, so a file rejected half-way leaves bronze as it was. Resource state records every
+loaded key with its ETag, size and row count.
 """
 
 from __future__ import annotations
@@ -75,15 +77,15 @@ MANIFEST_SCHEMA = pa.schema(
 )
 
 
-def _manifest_row(item: LandedFile, rows: int, load_id: str) -> pa.Table:
+def _manifest(rows: list[tuple[LandedFile, int]], load_id: str) -> pa.Table:
     return pa.table(
         {
-            "session_date": [item.session],
-            "source_key": [item.key],
-            "source_etag": [item.etag],
-            "source_size": [item.size],
-            "rows": [rows],
-            "load_id": [load_id],
+            "session_date": [item.session for item, _ in rows],
+            "source_key": [item.key for item, _ in rows],
+            "source_etag": [item.etag for item, _ in rows],
+            "source_size": [item.size for item, _ in rows],
+            "rows": [n for _, n in rows],
+            "load_id": [load_id] * len(rows),
         },
         schema=MANIFEST_SCHEMA,
     )
@@ -106,30 +108,92 @@ def _parse_all(files: Iterable[LandedFile | FailedFile], load_id: str) -> Iterat
         yield "done", item, rows
 
 
+@dataclass
+class _SmallFiles:
+    """Whole small files waiting to go out together as one extract file (one dlt job for many sessions)."""
+
+    tables: list[pa.Table] = field(default_factory=list)
+    rows: int = 0
+
+    def add(self, table: pa.Table) -> None:
+        self.tables.append(table)
+        self.rows += table.num_rows
+
+    def take(self) -> pa.Table | None:
+        if not self.tables:
+            return None
+        table = pa.concat_tables(self.tables).combine_chunks()
+        self.tables, self.rows = [], 0
+        return table
+
+
+def _events(
+    parsed: Iterable[tuple[str, Any, Any]], small_rows: int, group_rows: int
+) -> Iterator[tuple[str, Any, Any]]:
+    """Turn parse events into what the resource yields: ("data", None, table) and the per-file outcomes.
+
+    A file whose first batch holds at most `small_rows` rows is held back until its end: if that was its
+    only batch, it joins the pending small files (yielded together once `group_rows` is reached, or at the
+    end); a rejected small file is dropped without ever reaching dlt. A larger file's batches go out as
+    they come, one extract file each, so the destination can hard-link them.
+    """
+    pending = _SmallFiles()
+    held: pa.Table | None = None  # first batch of the current file, while it may be its only one
+    streaming = False  # the current file's batches go out directly
+    for kind, item, payload in parsed:
+        if kind == "batch":
+            if held is None and not streaming and payload.num_rows <= small_rows:
+                held = payload
+                continue
+            if held is not None:
+                yield "data", None, held
+                held = None
+            streaming = True
+            yield "data", None, payload
+            continue
+        if kind == "done" and held is not None:
+            if pending.rows + held.num_rows > group_rows and (table := pending.take()) is not None:
+                yield "data", None, table
+            pending.add(held)
+        held, streaming = None, False
+        yield kind, item, payload
+    if (table := pending.take()) is not None:
+        yield "data", None, table
+
+
 def flatfile_resource(
     dataset: ff.FlatFileDataset, files: Iterable[LandedFile | FailedFile], outcomes: Outcomes
 ) -> Any:
-    """The dataset's resource; `files` may be a lazy iterator fed by concurrent downloads."""
+    """The dataset's resource; `files` may be a lazy iterator fed by concurrent downloads.
+
+    Data goes out first; the manifest (one row per fully parsed file) goes out last as a single table, so
+    a run costs a few dlt jobs however many sessions it loads.
+    """
 
     @dlt.resource(name=dataset.name, table_name=dataset.name, write_disposition="append", max_table_nesting=0)
     def rows() -> Iterator[Any]:
         load_id = load_package_state()["load_id"]
         loaded: dict[str, list[Any]] = dlt.current.resource_state().setdefault("files", {})
-        for kind, item, payload in prefetch(_parse_all(files, load_id), depth=2):
-            if kind == "batch":
+        parsed: list[tuple[LandedFile, int]] = []
+        events = _events(prefetch(_parse_all(files, load_id), depth=2), ff.SMALL_FILE_ROWS, ff.GROUP_ROWS)
+        for kind, item, payload in events:
+            if kind == "data":
                 yield payload
             elif kind == "done":
-                yield dlt.mark.with_hints(
-                    _manifest_row(item, payload, load_id),
-                    dlt.mark.make_hints(table_name=dataset.manifest_table, write_disposition="append"),
-                    create_table_variant=True,
-                )
-                loaded[item.key] = [item.etag, item.size, payload]
-                outcomes.add(FileOutcome(item.key, item.session, "parsed", payload, item.etag, item.size))
+                parsed.append((item, payload))
             elif kind == "rejected":
                 outcomes.add(FileOutcome(item.key, item.session, "rejected", etag=item.etag, error=payload))
             else:
                 outcomes.add(FileOutcome(item.key, item.session, "failed", error=payload))
+        if parsed:
+            yield dlt.mark.with_hints(
+                _manifest(parsed, load_id),
+                dlt.mark.make_hints(table_name=dataset.manifest_table, write_disposition="append"),
+                create_table_variant=True,
+            )
+        for item, count in parsed:
+            loaded[item.key] = [item.etag, item.size, count]
+            outcomes.add(FileOutcome(item.key, item.session, "parsed", count, item.etag, item.size))
 
     return rows
 

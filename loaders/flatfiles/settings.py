@@ -88,6 +88,12 @@ PARTITION_COLUMN = "session_date"
 CSV_BLOCK_SIZE = 8 << 20
 BATCH_ROWS = 1 << 18
 
+# A file of at most SMALL_FILE_ROWS rows is "small": its rows are gathered with other small files' into one
+# extract file of up to GROUP_ROWS rows, which the destination splits by session (a cheap rewrite), instead
+# of costing a dlt job each. Larger files keep one extract file per batch, hard-linked into bronze.
+SMALL_FILE_ROWS = BATCH_ROWS // 4
+GROUP_ROWS = BATCH_ROWS
+
 DOWNLOAD_CHUNK = 1 << 20
 DOWNLOAD_ATTEMPTS = 6
 CONNECT_TIMEOUT = 10.0
