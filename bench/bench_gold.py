@@ -16,6 +16,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,14 @@ import numpy as np
 import pandas as pd
 
 from loaders import calendar as nyse
-from loaders.gold.exporter import DAILY_FIELDS, DEFAULT_FEATURES, export_duckdb_file
+from loaders.gold.exporter import (
+    DAILY_FIELDS,
+    DAILY_RELATION,
+    DEFAULT_FEATURES,
+    daily_query,
+    export_duckdb_file,
+    find_relation,
+)
 from loaders.gold.symbols import feature_dir_name, to_qlib_symbol
 from loaders.gold.synthetic import daily_table, write_silver
 
@@ -74,9 +82,46 @@ def _tree(root: Path) -> dict[str, bytes]:
     }
 
 
+def write_files_only(root: Path, files: dict[str, bytes]) -> None:
+    """The file-creation floor: the same feature files, one mkdir per folder, open/write/close per file."""
+    folders: dict[str, list[tuple[str, bytes]]] = {}
+    for name, data in files.items():
+        if name.startswith("features/"):
+            folder, _, leaf = name[len("features/") :].partition("/")
+            folders.setdefault(folder, []).append((leaf, data))
+    base = root / "features"
+    base.mkdir(parents=True)
+    for folder, items in folders.items():
+        path = os.path.join(base, folder)
+        os.mkdir(path)
+        for leaf, data in items:
+            fd = os.open(os.path.join(path, leaf), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.write(fd, data)
+            os.close(fd)
+
+
+def read_only(db: Path, features: tuple[str, ...]) -> None:
+    """The read floor: the exporter's own silver query fetched as Arrow, nothing done with it."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        relation = find_relation(con, DAILY_RELATION) or DAILY_RELATION
+        con.execute(daily_query(relation, features)).to_arrow_table()
+    finally:
+        con.close()
+
+
+def _timed(times: list[tuple[float, float]], fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call ``fn``, append its (wall, CPU) seconds to ``times`` and return its result."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    result = fn(*args, **kwargs)
+    times.append((time.perf_counter() - t0, time.process_time() - c0))
+    return result
+
+
 def run() -> dict[str, Any]:
     tickers = int(os.environ.get("QM_BENCH_GOLD_TICKERS", "2000"))
     years = float(os.environ.get("QM_BENCH_GOLD_YEARS", "5"))
+    repeats = max(1, int(os.environ.get("QM_BENCH_GOLD_REPEATS", "3")))
     start = END - dt.timedelta(days=round(365.25 * years))
     # RAM-backed by default so the numbers compare the writers, not the disk's file-creation cost
     # (creating 20,000 files on a busy disk takes 10-40 s whichever writer asks)
@@ -89,49 +134,73 @@ def run() -> dict[str, Any]:
         rows = daily.num_rows
         del daily
 
-        nyse.sessions(start, END)  # load the exchange calendar once, outside both timings
-        t0, c0 = time.perf_counter(), time.process_time()
-        baseline_dump_all(db, work / "baseline", DEFAULT_FEATURES)
-        baseline_s, baseline_cpu = time.perf_counter() - t0, time.process_time() - c0
-
-        t0, c0 = time.perf_counter(), time.process_time()
-        stats = export_duckdb_file(db, work / "ours", features=DEFAULT_FEATURES, full=True, minute=False)
-        ours_s, ours_cpu = time.perf_counter() - t0, time.process_time() - c0
-
-        # a re-run with nothing new: change detection only (hash every ticker, write nothing)
-        t0, c0 = time.perf_counter(), time.process_time()
-        export_duckdb_file(db, work / "ours", features=DEFAULT_FEATURES, minute=False)
-        noop_s, noop_cpu = time.perf_counter() - t0, time.process_time() - c0
-
-        ours, base = _tree(work / "ours"), _tree(work / "baseline")
-        identical = ours == base
-        differing = sorted(k for k in set(ours) | set(base) if ours.get(k) != base.get(k))
-        files = sum(1 for k in ours if k.endswith(".bin"))
+        nyse.sessions(start, END)  # load the exchange calendar once, outside every timing
+        # best of N for each measurement (the machine is shared); the runs alternate so a busy spell
+        # does not land on one writer only
+        times: dict[str, list[tuple[float, float]]] = {
+            k: [] for k in ("base", "ours", "noop", "read", "files")
+        }
+        identical, differing, files, symbols = True, [], 0, 0
+        for attempt in range(repeats):
+            for name in ("baseline", "ours", "floor"):
+                shutil.rmtree(work / name, ignore_errors=True)
+            _timed(times["base"], baseline_dump_all, db, work / "baseline", DEFAULT_FEATURES)
+            stats = _timed(
+                times["ours"],
+                export_duckdb_file,
+                db,
+                work / "ours",
+                features=DEFAULT_FEATURES,
+                full=True,
+                minute=False,
+            )
+            # a re-run with nothing new: change detection only (lay out and hash every ticker, write nothing)
+            _timed(
+                times["noop"], export_duckdb_file, db, work / "ours", features=DEFAULT_FEATURES, minute=False
+            )
+            _timed(times["read"], read_only, db, DEFAULT_FEATURES)
+            ours = _tree(work / "ours")
+            _timed(times["files"], write_files_only, work / "floor", ours)
+            if attempt == 0:
+                base = _tree(work / "baseline")
+                identical = ours == base
+                differing = sorted(k for k in set(ours) | set(base) if ours.get(k) != base.get(k))
+                files = sum(1 for k in ours if k.endswith(".bin"))
+                symbols = stats[0].symbols
+        best = {k: (min(w for w, _ in v), min(c for _, c in v)) for k, v in times.items()}
+        (baseline_s, baseline_cpu), (ours_s, ours_cpu) = best["base"], best["ours"]
+        labels = {
+            "base": "dump_all baseline (per-symbol reindex + tofile)",
+            "ours": "quantmini vectorised (full export)",
+            "noop": "quantmini incremental, nothing changed",
+            "read": "floor: the silver query fetched as Arrow only",
+            "files": "floor: creating the same 20,000 files only",
+        }
         return {
-            "title": f"gold export: {tickers} tickers x {years:g} years ({rows:,} rows, {files:,} files)",
+            "title": f"gold export: {tickers} tickers x {years:g} years ({rows:,} rows, {files:,} files), "
+            f"best of {repeats}",
             "rows": [
-                {
-                    "writer": "dump_all baseline (per-symbol reindex + tofile)",
-                    "wall_s": baseline_s,
-                    "cpu_s": baseline_cpu,
-                },
-                {"writer": "quantmini vectorised (full export)", "wall_s": ours_s, "cpu_s": ours_cpu},
-                {"writer": "quantmini incremental, nothing changed", "wall_s": noop_s, "cpu_s": noop_cpu},
+                {"writer": labels[k].replace("20,000", f"{files:,}"), "wall_s": w, "cpu_s": c}
+                for k, (w, c) in best.items()
             ],
             "tickers": tickers,
             "years": years,
+            "repeats": repeats,
             "silver_rows": rows,
             "feature_files": files,
-            "symbols": stats[0].symbols,
+            "symbols": symbols,
             "baseline_seconds": round(baseline_s, 3),
             "export_seconds": round(ours_s, 3),
             "speedup": round(baseline_s / ours_s, 1),
             "speedup_cpu": round(baseline_cpu / ours_cpu, 1),
+            "floor_speedup_cpu": round(baseline_cpu / (best["read"][1] + best["files"][1]), 1),
             "byte_identical": identical,
             "work_dir": str(work.parent),
             "notes": [
                 "speedup target: >= 20x at 2000 tickers x 5 years, outputs byte-identical",
                 "speedup = wall-clock ratio; speedup_cpu = ratio of process CPU time (steadier on a shared machine)",
+                "floor_speedup_cpu = baseline CPU over the two floors added: the most any exporter that reads "
+                "silver this way and creates these files could reach",
                 *([f"differing files: {differing[:5]}"] if differing else []),
             ],
         }

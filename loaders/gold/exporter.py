@@ -148,6 +148,13 @@ def _fetch(con: duckdb.DuckDBPyConnection, sql: str, label: str) -> pa.Table:
         raise ExportError(f"{label}: {exc}") from exc
 
 
+def daily_query(relation: str, features: Sequence[str]) -> str:
+    """The one query a daily export reads silver with: ticker, session date and the field columns."""
+    quoted = [f'"{c}"' for c in (*DAILY_FIELDS.values(), *features)]
+    select = ", ".join(f"{_numeric(q)} as {q}" for q in quoted)
+    return f"select ticker, session_date, {select} from {relation}"
+
+
 def read_daily(
     con: duckdb.DuckDBPyConnection, relation: str, features: Sequence[str]
 ) -> tuple[Block, Calendar] | None:
@@ -156,9 +163,7 @@ def read_daily(
     fields = (*DAILY_FIELDS, *features)
     columns = [*DAILY_FIELDS.values(), *features]
     _require(con, relation, label, ["ticker", "session_date", *columns])
-    quoted = [f'"{c}"' for c in columns]
-    select = ", ".join(f"{_numeric(q)} as {q}" for q in quoted)
-    table = _fetch(con, f"select ticker, session_date, {select} from {relation}", label)
+    table = _fetch(con, daily_query(relation, features), label)
     if table.num_rows == 0:
         return None
     dates = table.column("session_date")

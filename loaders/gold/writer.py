@@ -45,8 +45,8 @@ MANIFEST_VERSION = (
     3  # 3: hashes cover the files' bytes (2 hashed rows); an older manifest means a full export
 )
 
-#: floats per layout batch (fields x slots): 64 MB, enough for 2,000 tickers x 3 years of daily bars at once
-BATCH_FLOATS = 1 << 24
+#: floats per layout batch (fields x slots): 16 MB; batches of tickers keep memory flat on sparse minute series
+BATCH_FLOATS = 1 << 22
 
 _DIR_FD = os.open in os.supports_dir_fd and os.mkdir in os.supports_dir_fd and hasattr(os, "O_DIRECTORY")
 
