@@ -4,7 +4,9 @@ Both read the same silver table from DuckDB and write the same provider dir, sin
 machine has two cores shared by everything). The baseline is ``dump_all``'s per-symbol algorithm: split
 by symbol, drop duplicate dates, reindex each symbol's frame to its slice of the calendar, find the
 start index with ``list.index``, then ``np.hstack([index, values]).astype("<f").tofile(...)`` per
-field. The two outputs must be byte-identical.
+field. The two outputs must be byte-identical. Two floors are timed as well: the exporter's silver
+query alone and creating the same files alone; their sum bounds the speed-up any such exporter can
+reach. Every number is the best of ``QM_BENCH_GOLD_REPEATS`` alternating runs (default 3).
 
 Scale: ``QM_BENCH_GOLD_TICKERS`` (default 2000) and ``QM_BENCH_GOLD_YEARS`` (default 5).
 """
