@@ -350,5 +350,7 @@ def test_small_layout_batches_and_shuffled_rows_give_the_same_bytes(
         pa.concat_tables([dup, daily]).take(pa.array(rng.permutation(daily.num_rows + 1))),
         None,
     )
-    with pytest.raises(ExportError, match=r"ticker 'TD' has more than one row at "):
+    with pytest.raises(
+        ExportError, match=r"fct_stock_features_daily \(.*\): ticker 'TD' has more than one row at 20"
+    ):
         export_duckdb_file(tmp_path / "q.duckdb", tmp_path / "dup" / "qlib", minute=False)

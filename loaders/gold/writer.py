@@ -41,9 +41,8 @@ from loaders.gold.symbols import feature_dir_name, to_qlib_symbol
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = ".quantmini-manifest.json"
-MANIFEST_VERSION = (
-    3  # 3: hashes cover the files' bytes (2 hashed rows); an older manifest means a full export
-)
+#: 3: hashes cover the files' bytes (2 hashed rows); a manifest of another version means a full export
+MANIFEST_VERSION = 3
 
 #: floats per layout batch (fields x slots): 16 MB; batches of tickers keep memory flat on sparse minute series
 BATCH_FLOATS = 1 << 22
@@ -86,7 +85,7 @@ class Block:
     ``tickers`` are the distinct tickers (first-seen order); per row, ``codes`` indexes them and
     ``positions`` is the calendar index; ``values`` is (fields, rows) float32. ``first``/``last`` are each
     ticker's first and last calendar index. ``grouped`` says every ticker's rows are one run, in code
-    order, so a batch of tickers is a slice of rows.
+    order, so a batch of tickers is a slice of rows. ``source`` names the relation in error messages.
     """
 
     tickers: list[str]
@@ -97,6 +96,7 @@ class Block:
     last: np.ndarray
     fields: tuple[str, ...]
     grouped: bool
+    source: str
 
     @property
     def rows(self) -> int:
@@ -153,7 +153,7 @@ def make_block(
     np.minimum.at(first, codes, positions)
     np.maximum.at(last, codes, positions)
     grouped = bool(np.all(codes[1:] >= codes[:-1]))  # dictionary codes follow first appearance
-    return Block(names, codes, positions, values, first, last, tuple(fields), grouped)
+    return Block(names, codes, positions, values, first, last, tuple(fields), grouped, what)
 
 
 def _batches(block: Block, lengths: np.ndarray) -> Iterator[tuple[int, int]]:
@@ -170,7 +170,7 @@ def _batches(block: Block, lengths: np.ndarray) -> Iterator[tuple[int, int]]:
 
 
 def _layout(
-    block: Block, begin: int, end: int, lengths: np.ndarray, calendar: Calendar, what: str
+    block: Block, begin: int, end: int, lengths: np.ndarray, calendar: Calendar
 ) -> tuple[np.ndarray, np.ndarray]:
     """(fields, slots) float32 holding the files of tickers ``begin:end`` side by side, NaN-padded.
 
@@ -195,7 +195,7 @@ def _layout(
         row = int(np.flatnonzero(counts[slots] > 1)[0])
         code, pos = int(codes[row]), int(block.positions[rows][row])
         raise ExportError(
-            f"{what}: ticker {block.tickers[code]!r} has more than one row at "
+            f"{block.source}: ticker {block.tickers[code]!r} has more than one row at "
             f"{calendar.describe(calendar.keys[pos])}"
         )
     out = np.full((len(block.fields), total), np.nan, dtype="<f4")
@@ -373,7 +373,7 @@ def write_freq(root: Path, block: Block, calendar: Calendar, instruments_name: s
     writer = _FolderWriter(features_dir, [f"{name}.{freq}.bin" for name in block.fields])
     try:
         for begin, end in _batches(block, lengths):
-            out, offsets = _layout(block, begin, end, lengths, calendar, f"{freq} rows")
+            out, offsets = _layout(block, begin, end, lengths, calendar)
             rows = [memoryview(out[j]) for j in range(width)]
             for i, at in enumerate(offsets.tolist(), start=begin):
                 ticker, length = block.tickers[i], int(lengths[i])
