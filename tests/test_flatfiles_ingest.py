@@ -105,6 +105,49 @@ def test_initial_load_matches_the_market_and_keeps_secrets_out(
             assert secret.encode() not in path.read_bytes(), path
 
 
+def test_a_month_of_keys_costs_one_listing_not_a_head_each(sandbox: Any, sandbox_env: dict[str, str]) -> None:
+    before = sandbox.s3_app.requests
+    assert _ingest("stocks_daily", DAYS[0], DAYS[-1]) == 0
+    assert sandbox.s3_app.requests - before == 1 + len(DAYS)  # one listing of 2025/10/, one GET per file
+    before = sandbox.s3_app.requests
+    assert _ingest("stocks_daily", DAYS[0], DAYS[1]) == 0  # two keys: a HEAD each is as cheap
+    assert sandbox.s3_app.requests - before == 2
+    assert set(_last_items(_data(sandbox_env), "stocks_daily").values()) == {"skipped"}
+
+
+def test_a_refused_listing_falls_back_to_a_head_per_key() -> None:
+    from botocore.exceptions import ClientError
+
+    from loaders.flatfiles.commands import _remote_all
+
+    keys = [DATASETS["stocks_daily"].key(d) for d in DAYS[:4]]
+
+    class Client:
+        heads: list[str] = []
+
+        def list_objects_v2(self, **kwargs: Any) -> dict[str, Any]:
+            error = {"Error": {"Code": "AccessDenied"}, "ResponseMetadata": {"HTTPStatusCode": 403}}
+            raise ClientError(error, "ListObjectsV2")
+
+        def head_object(self, Bucket: str, Key: str) -> dict[str, Any]:  # noqa: N803 - boto3's names
+            self.heads.append(Key)
+            if Key == keys[1]:
+                error = {"Error": {"Code": "404"}, "ResponseMetadata": {"HTTPStatusCode": 404}}
+                raise ClientError(error, "HeadObject")
+            return {"ETag": '"abc"', "ContentLength": 10}
+
+    client = Client()
+    remotes = _remote_all(client, "flatfiles", keys, workers=2)
+    assert sorted(client.heads) == sorted(keys)
+    assert [type(remotes[k]).__name__ for k in keys] == [
+        "RemoteFile",
+        "MissingFile",
+        "RemoteFile",
+        "RemoteFile",
+    ]
+    assert remotes[keys[0]].etag == "abc"  # type: ignore[union-attr]
+
+
 def test_rerun_changes_nothing(sandbox_env: dict[str, str]) -> None:
     data = _data(sandbox_env)
     assert _ingest("stocks_daily", DAYS[0], DAYS[2]) == 0

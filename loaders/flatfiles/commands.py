@@ -23,6 +23,7 @@ from loaders.flatfiles.helpers import (
     forget_landed,
     head,
     human_bytes,
+    list_prefix,
     make_s3_client,
     session_from_key,
 )
@@ -142,15 +143,41 @@ def plan(
     return result
 
 
-def _head_all(
+# A month with at least this many wanted keys is listed (one request) rather than HEAD-ed key by key.
+LIST_MIN_KEYS = 3
+
+
+def _remote_all(
     client: Any, bucket: str, keys: list[str], workers: int
 ) -> dict[str, RemoteFile | BaseException]:
+    """ETag and size of every key: one listing per month folder holding several of them, a HEAD for the rest.
+
+    A key a listing does not show is HEAD-ed too, so a missing file is reported with the server's own
+    403/404, exactly as when it is asked for alone.
+    """
+    months: dict[str, list[str]] = {}
+    for key in keys:
+        months.setdefault(key.rsplit("/", 1)[0] + "/", []).append(key)
     out: dict[str, RemoteFile | BaseException] = {}
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="s3-head") as pool:
-        futures = {key: pool.submit(head, client, bucket, key) for key in keys}
-        for key, future in futures.items():
+        listings = {
+            prefix: pool.submit(list_prefix, client, bucket, prefix)
+            for prefix, wanted in months.items()
+            if len(wanted) >= LIST_MIN_KEYS
+        }
+        listed: dict[str, RemoteFile] = {}
+        for prefix, future in listings.items():
             try:
-                out[key] = future.result()
+                listed.update(future.result() or {})
+            except Exception as exc:  # the month's keys are HEAD-ed one by one instead
+                log.warning("listing %s failed (%s); asking for each file", prefix, type(exc).__name__)
+        heads = {key: pool.submit(head, client, bucket, key) for key in keys if key not in listed}
+        for key in keys:
+            if key in listed:
+                out[key] = listed[key]
+                continue
+            try:
+                out[key] = heads[key].result()
             except Exception as exc:  # recorded per date, the run goes on
                 out[key] = exc
     return out
@@ -326,7 +353,7 @@ def _ingest_locked(
         max_concurrent,
     )
     keys = [ds.key(day) for day in days]
-    remotes = _head_all(client, settings.s3_bucket, keys, max_concurrent)
+    remotes = _remote_all(client, settings.s3_bucket, keys, max_concurrent)
     todo = plan(ds, days, remotes, loaded_files(pipeline, ds), settings.bronze_dir, incremental=incremental)
 
     outcomes = Outcomes()

@@ -184,6 +184,40 @@ def head(client: Any, bucket: str, key: str, attempts: int = ff.DOWNLOAD_ATTEMPT
     return _head()
 
 
+def list_prefix(
+    client: Any, bucket: str, prefix: str, attempts: int = ff.DOWNLOAD_ATTEMPTS
+) -> dict[str, RemoteFile] | None:
+    """ETag and size of every dated key under `prefix` (one request per 1,000 keys instead of a HEAD each).
+
+    None when the listing itself is refused (403/404: some credentials may read files but not list them);
+    the caller then asks for each key on its own.
+    """
+
+    @_retrying(attempts)
+    def _page(token: str | None) -> dict[str, Any]:
+        args = {"Bucket": bucket, "Prefix": prefix, **({"ContinuationToken": token} if token else {})}
+        return dict(client.list_objects_v2(**args))
+
+    out: dict[str, RemoteFile] = {}
+    token: str | None = None
+    while True:
+        try:
+            page = _page(token)
+        except Exception as exc:
+            if _permanent(exc, prefix):
+                return None
+            raise
+        for entry in page.get("Contents", []):
+            key = str(entry["Key"])
+            if ff.KEY_DATE.search(key):
+                out[key] = RemoteFile(
+                    key, session_from_key(key), str(entry["ETag"]).strip('"'), int(entry["Size"])
+                )
+        token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
+        if not token:
+            return out
+
+
 def landing_path(landing_root: Path, key: str) -> Path:
     return landing_root / "flatfiles" / key
 
