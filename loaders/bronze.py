@@ -19,6 +19,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ ROW_GROUP_ROWS = 1 << 20
 STAGING = ".staging"
 TRASH = ".trash"
 MANIFEST_DIR = "_manifest"
+SPLIT_WRITERS = 2
 _KEY_SEP = "\x1f"
 
 
@@ -382,17 +384,20 @@ def stage_file(
         )
         _link_or_copy(Path(path), target)
         return [target]
-    out = []
-    for n, (value, rows) in enumerate(split_by_column(pq.read_table(path), source_column)):
-        target = (
-            load_dir
-            / partition_name(partition_column, partition_of(value))
-            / f"{load_id}-{file_id}-{n}.parquet"
-        )
+    pieces = split_by_column(pq.read_table(path), source_column)
+    out = [
+        load_dir / partition_name(partition_column, partition_of(value)) / f"{load_id}-{file_id}-{n}.parquet"
+        for n, (value, _) in enumerate(pieces)
+    ]
+
+    def write(target: Path, rows: pa.Table) -> None:
         tmp = target.with_name(f".{target.name}.tmp")
         _write_parquet(rows, tmp)
         os.replace(tmp, target)
-        out.append(target)
+
+    # hundreds of tiny files: most of each write is folder and file creation, which two threads overlap
+    with ThreadPoolExecutor(max_workers=SPLIT_WRITERS, thread_name_prefix="bronze-split") as pool:
+        list(pool.map(write, out, [rows for _, rows in pieces]))
     return out
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
 
+from loaders.flatfiles import settings as ff
 from loaders.flatfiles.helpers import FlatFileError, read_flatfile, session_bounds_ns
 
 HEADER = "ticker,volume,open,close,high,low,window_start,transactions"
@@ -21,6 +23,14 @@ SAMPLE = [
     "CLDX,882958,35.03,34.78,35.81,34.39,1680033600000000000,9971",
     "TRND,2084,26.73,26.7662,26.7662,26.7201,1680033600000000000,11",
 ]
+
+
+@pytest.fixture(autouse=True, params=["in_memory", "streamed"])
+def inflate_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs on both reading paths: small files inflated in one call, large ones streamed."""
+    if request.param == "streamed":
+        monkeypatch.setattr(ff, "INFLATE_IN_MEMORY_BYTES", 0)
+    return str(request.param)
 
 
 def _write(tmp_path: Path, lines: list[str], header: str = HEADER, name: str = "f.csv.gz") -> Path:
@@ -181,11 +191,32 @@ def test_header_only_file_is_rejected(tmp_path: Path) -> None:
     assert "no data rows" in str(error)
 
 
-def test_a_file_rejected_early_leaves_no_inflating_thread_behind(tmp_path: Path) -> None:
+def test_a_file_rejected_early_leaves_no_inflating_thread_behind(tmp_path: Path, inflate_path: str) -> None:
     import threading
+
+    if inflate_path == "in_memory":
+        pytest.skip("no inflating thread on the in-memory path")
 
     lines = [f"T{i},1,1,1,1,1,{MIDNIGHT_ET},1" for i in range(200_000)]
     lines[10] = "BAD,1,1,1,1,1,1,1"  # outside the session, in the first block
     with pytest.raises(FlatFileError):
         _load(_write(tmp_path, lines), block_size=1 << 16)
     assert not [t for t in threading.enumerate() if t.name == "gunzip" and t.is_alive()]
+
+
+def test_small_files_are_inflated_in_memory_and_large_ones_streamed(
+    tmp_path: Path, inflate_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loaders.flatfiles import helpers
+
+    started: list[Path] = []
+    original = helpers.ThreadedGunzip.__init__
+
+    def spy(self: Any, path: Path, *args: Any, **kwargs: Any) -> None:
+        started.append(path)
+        original(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(helpers.ThreadedGunzip, "__init__", spy)
+    path = _write(tmp_path, SAMPLE)
+    assert _load(path).num_rows == 3
+    assert started == ([] if inflate_path == "in_memory" else [path])

@@ -87,6 +87,8 @@ PARTITION_COLUMN = "session_date"
 # peak memory is a few batches whatever the file size.
 CSV_BLOCK_SIZE = 8 << 20
 BATCH_ROWS = 1 << 18
+# gzip files up to this size are inflated in one call and parsed from memory (no inflating thread)
+INFLATE_IN_MEMORY_BYTES = 4 << 20
 
 # A file of at most SMALL_FILE_ROWS rows is "small": its rows are gathered with other small files' into one
 # extract file of up to GROUP_ROWS rows, which the destination splits by session (a cheap rewrite), instead
