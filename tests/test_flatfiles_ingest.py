@@ -248,7 +248,9 @@ def test_server_errors_resets_and_truncated_bodies_are_survived(
 ) -> None:
     data = _data(sandbox_env)
     faults.update(error_rate=0.3, truncate_rate=0.3)
-    assert _ingest("stocks_minute", DAYS[0], DAYS[2]) == 0
+    # one request at a time: the seeded fault draws then meet the same requests on every run (with
+    # threads, 6 attempts at these rates still lose a file now and then)
+    assert _ingest("stocks_minute", DAYS[0], DAYS[2], concurrent=1) == 0
     faults.reset()
     rows = _rows(data, "stocks_minute")
     assert [r[:8] + (r[-1],) for r in rows] == _market_rows(sandbox.market, "stocks_minute", DAYS[:3])
