@@ -40,8 +40,9 @@ class DatasetBusy(Exception):
 def _pipeline_env(pipeline_name: str) -> None:
     """dlt settings scoped to our pipelines only (other pipelines in the process keep dlt's defaults).
 
-    file_max_items=1 closes a Parquet file after every yielded table, so each file holds one source file's
-    rows and the destination can hard-link it instead of rewriting it.
+    file_max_items=1 closes a Parquet file after every yielded table: a large file's batch then sits alone
+    in its Parquet file, which the destination hard-links instead of rewriting. Small files are gathered
+    into one yielded table by the resource, so they share a Parquet file (and a dlt job).
     """
     prefix = pipeline_name.upper()
     values = {
