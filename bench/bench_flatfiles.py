@@ -12,6 +12,10 @@ own (ru_maxrss):
 QM_BENCH_SCALE (default 1.0) shrinks the day for a quick smoke run; QM_BENCH_REPEAT (default 3) runs
 each case that many times, interleaved, and keeps the best time (and the worst peak RSS);
 QM_BENCH_DATASETS picks datasets; QM_BENCH_DIR keeps the work folder.
+
+A last measurement (`small_files` in QM_BENCH_DATASETS, on by default) times many small files: two years of stocks_daily from the default sandbox market
+(502 sessions x 60 tickers, scaled by QM_BENCH_SCALE) loaded in one run, where the per-session cost of
+the pipeline shows rather than the parse.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ CASES = ("ours", "pyarrow", "duckdb", "gzip")
 BASELINE = "pyarrow"
 TARGET_RATIO = 1.3
 RSS_LIMIT_MB = 1024
+SMALL_FILES_CASE = "small_files"
 
 
 def _market_config(dataset: str, scale: float) -> Any:
@@ -67,7 +72,49 @@ def _render(dataset: str, scale: float, path: Path) -> int:
     return table.num_rows
 
 
+def _render_small_files(scale: float, folder: Path) -> int:
+    """Write the default market's stocks_daily files (a session each) under `folder`; returns the rows."""
+    from loaders.flatfiles.settings import DATASETS
+    from loaders.sandbox import flatfiles as sandbox_files
+    from loaders.sandbox.market import Market, MarketConfig
+
+    market = Market(MarketConfig(minute=False, option_underlyings=0))
+    days = market.sessions[: max(5, int(len(market.sessions) * scale))]
+    rows = 0
+    for day in days:
+        path = folder / DATASETS["stocks_daily"].key(day)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(sandbox_files.render_file(market, "stocks_daily", day))
+        rows += market.stock_day_aggs(day).num_rows
+    return rows
+
+
 # --------------------------------------------------------------------------------------------------- cases
+
+
+def _case_small_files(folder: Path, work: Path, limit: int | None = None) -> int:
+    """Every file under `folder` in one `load_files` run, as `quantmini ingest` runs it after the downloads."""
+    os.environ["QM_DATA_DIR"] = str(work / "data")
+    from loaders.config import load_settings
+    from loaders.flatfiles import LandedFile, Outcomes
+    from loaders.flatfiles.commands import load_files, make_pipeline
+    from loaders.flatfiles.helpers import session_from_key
+    from loaders.flatfiles.settings import DATASETS
+
+    ds = DATASETS["stocks_daily"]
+    paths = sorted(folder.rglob("*.csv.gz"))[:limit]
+    settings = load_settings()
+    started = time.perf_counter()
+    pipeline = make_pipeline(ds, settings)
+    files = []
+    for path in paths:
+        key = path.relative_to(folder).as_posix()
+        files.append(LandedFile(key, session_from_key(key), "bench-etag", path.stat().st_size, path))
+    commits, error = load_files(pipeline, ds, settings, files, Outcomes())
+    if error or sum(1 for c in commits if c.committed) != len(paths):
+        raise RuntimeError(f"load failed: {error or [c for c in commits if not c.committed][:3]}")
+    _STATE["seconds"] = time.perf_counter() - started
+    return sum(c.rows for c in commits)
 
 
 def _case_ours(dataset: str, src: Path, work: Path) -> int:
@@ -182,6 +229,19 @@ def _warm_up(case: str, dataset: str, src: Path, work: Path) -> None:
 
 def _child(case: str, dataset: str, src: Path, work: Path) -> dict[str, Any]:
     """Entry of the per-case process."""
+    if case == SMALL_FILES_CASE:
+        _case_small_files(src, work / "run", limit=2)  # warm-up: imports, then a pipeline that exists
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        with PeakRss() as rss:
+            rows = _case_small_files(src, work / "run")
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        return {
+            "rows": rows,
+            "seconds": _STATE["seconds"],
+            "cpu_seconds": cpu,
+            "peak_rss_mb": rss.peak / 2**20,
+        }
     if case != "gzip":
         _warm_up(case, dataset, src, work)
     who = resource.RUSAGE_CHILDREN if case == "gzip" else resource.RUSAGE_SELF
@@ -234,8 +294,9 @@ def run() -> dict[str, Any]:
     rows_out: list[dict[str, Any]] = []
     summary: dict[str, Any] = {"scale": scale, "load_avg_at_start": round(os.getloadavg()[0], 2)}
     try:
-        datasets = os.environ.get("QM_BENCH_DATASETS", "stocks_minute,options_daily").split(",")
-        for dataset in datasets:
+        default = f"stocks_minute,options_daily,{SMALL_FILES_CASE}"
+        datasets = os.environ.get("QM_BENCH_DATASETS", default).split(",")
+        for dataset in (d for d in datasets if d != SMALL_FILES_CASE):
             src = work / f"{dataset}-{DAY.isoformat()}.csv.gz"
             if not src.exists():
                 _render(dataset, scale, src)
@@ -286,6 +347,8 @@ def run() -> dict[str, Any]:
             summary[f"{dataset}_meets_target"] = (
                 ours["seconds"] <= TARGET_RATIO * base and ours["peak_rss_mb"] < RSS_LIMIT_MB
             )
+        if SMALL_FILES_CASE in datasets:
+            summary.update(_small_files(scale, repeat, work))
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -303,9 +366,34 @@ def run() -> dict[str, Any]:
     }
 
 
+def _small_files(scale: float, repeat: int, work: Path) -> dict[str, Any]:
+    """Many small files in one run: seconds per session (best of `repeat`)."""
+    folder = work / "small-files"
+    marker = folder / ".rows"
+    if not marker.exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        marker.parent.mkdir(parents=True)
+        marker.write_text(str(_render_small_files(scale, folder)))
+    sessions = len(list(folder.rglob("*.csv.gz")))
+    best = min(
+        (_run_case(SMALL_FILES_CASE, "stocks_daily", folder, work) for _ in range(repeat)),
+        key=lambda r: r["seconds"],
+    )
+    if best["rows"] != int(marker.read_text()):
+        raise RuntimeError(f"small files: loaded {best['rows']} rows, rendered {marker.read_text()}")
+    return {
+        "small_files_sessions": sessions,
+        "small_files_rows": best["rows"],
+        "small_files_seconds": round(best["seconds"], 3),
+        "small_files_ms_per_session": round(1000 * best["seconds"] / sessions, 2),
+        "small_files_cpu_s": round(best["cpu_seconds"], 3),
+        "small_files_peak_rss_mb": round(best["peak_rss_mb"], 1),
+    }
+
+
 def _main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--case", choices=CASES, required=True)
+    parser.add_argument("--case", choices=(*CASES, SMALL_FILES_CASE), required=True)
     parser.add_argument("--dataset", required=True)
     parser.add_argument("src", type=Path)
     parser.add_argument("work", type=Path)

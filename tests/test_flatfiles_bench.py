@@ -33,3 +33,6 @@ def test_bench_reports_every_case_and_ratio_at_a_tiny_scale(monkeypatch: pytest.
         for ratio in ("ours_vs_pyarrow", "ours_vs_duckdb", "ours_vs_gzip", "ours_peak_rss_mb"):
             assert result[f"{dataset}_{ratio}"] > 0
         assert isinstance(result[f"{dataset}_meets_target"], bool)
+    assert result["small_files_sessions"] == 5 and result["small_files_rows"] > 5 * 50
+    for field in ("seconds", "ms_per_session", "peak_rss_mb"):
+        assert result[f"small_files_{field}"] > 0, field
