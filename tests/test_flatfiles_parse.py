@@ -220,3 +220,21 @@ def test_small_files_are_inflated_in_memory_and_large_ones_streamed(
     path = _write(tmp_path, SAMPLE)
     assert _load(path).num_rows == 3
     assert started == ([] if inflate_path == "in_memory" else [path])
+
+
+def test_configuration_errors_are_not_retried_but_network_errors_are():
+    from botocore.exceptions import (
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        ParamValidationError,
+        ReadTimeoutError,
+    )
+
+    from loaders.flatfiles.helpers import is_transient
+
+    assert not is_transient(NoCredentialsError())
+    assert not is_transient(ParamValidationError(report="Bucket: invalid"))
+    assert is_transient(EndpointConnectionError(endpoint_url="http://127.0.0.1:1"))
+    assert is_transient(ConnectTimeoutError(endpoint_url="http://127.0.0.1:1"))
+    assert is_transient(ReadTimeoutError(endpoint_url="http://127.0.0.1:1"))

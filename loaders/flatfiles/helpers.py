@@ -62,7 +62,14 @@ class MissingFile(Exception):
 
     def __init__(self, key: str, status: int, code: str) -> None:
         self.key, self.status, self.code = key, status, code
-        super().__init__(f"{key}: HTTP {status} {code}")
+        detail = code if code and code != str(status) else ""
+        if status == 403:
+            # HEAD answers carry no body, so the S3 error code is often just "403"
+            hint = "access denied: check POLYGON_S3_ACCESS_KEY_ID / POLYGON_S3_SECRET_ACCESS_KEY and the plan"
+            detail = f"{detail} ({hint})" if detail else hint
+        elif status == 404:
+            detail = detail or "no such file (not published for this session)"
+        super().__init__(f"{key}: HTTP {status} {detail}".rstrip())
 
 
 class TransientDownloadError(Exception):
@@ -122,9 +129,12 @@ def _status_of(exc: BaseException) -> tuple[int | None, str]:
 def is_transient(exc: BaseException) -> bool:
     """5xx, SlowDown/throttling, timeouts, resets and short bodies are worth another attempt."""
     from botocore.exceptions import (
-        BotoCoreError,
         ClientError,
+        HTTPClientError,
+        IncompleteReadError,
+        ResponseStreamingError,
     )
+    from botocore.exceptions import ConnectionError as BotoConnectionError
 
     if isinstance(exc, TransientDownloadError | ConnectionError | TimeoutError):
         return True
@@ -133,8 +143,9 @@ def is_transient(exc: BaseException) -> bool:
         if code in {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "InternalError"}:
             return True
         return status is not None and (status >= 500 or status in (408, 429))
-    if isinstance(exc, BotoCoreError):
-        # endpoint connection errors, read/connect timeouts, incomplete reads, streaming errors
+    if isinstance(exc, BotoConnectionError | HTTPClientError | IncompleteReadError | ResponseStreamingError):
+        # endpoint connection errors, read/connect timeouts, closed connections, incomplete reads. Other
+        # botocore errors (no credentials, invalid parameters, bad endpoint URL) fail the same way every time.
         return True
     name = type(exc).__name__
     return name in {"ProtocolError", "IncompleteRead", "ReadTimeoutError", "ResponseStreamingError"}
