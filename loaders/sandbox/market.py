@@ -494,7 +494,8 @@ class Market:
         p0 = np.where(p0 > 0, p0, np.clip(rand_p, 0.4, 900.0))
         mu = rng.normal(0.07, 0.15, n) / 252.0
         # volatility clustering: AR(1) in log volatility
-        phi, eta_sd = 0.94, 0.25
+        # stationary sd of log volatility = eta_sd / sqrt(1 - phi**2) ~ 0.3: calm and busy regimes, no 100% vol months
+        phi, eta_sd = 0.94, 0.10
         eta = rng.standard_normal((n, t_n)) * eta_sd
         logvol = _ar1(eta, phi)
         logvol -= eta_sd**2 / (2 * (1 - phi**2))
