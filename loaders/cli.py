@@ -61,6 +61,19 @@ DatasetOpt = Annotated[
 StartOpt = Annotated[str | None, typer.Option("-s", "--start", help="First date, YYYY-MM-DD (inclusive).")]
 EndOpt = Annotated[str | None, typer.Option("-e", "--end", help="Last date, YYYY-MM-DD (inclusive).")]
 
+BuildOpt = Annotated[
+    bool,
+    typer.Option(
+        "--build/--no-build", help="Run `dbt build` and the gold export afterwards (if silver exists)."
+    ),
+]
+DbtSelectOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--dbt-select", help="dbt node selection for the build step, e.g. '+qlib_export' (default: all)."
+    ),
+]
+
 
 @app.command()
 def ingest(
@@ -290,18 +303,8 @@ def backfill(
     max_concurrent: Annotated[
         int, typer.Option("--max-concurrent", min=1, help="Parallel downloads per chunk.")
     ] = 4,
-    build: Annotated[
-        bool,
-        typer.Option(
-            "--build/--no-build", help="Run `dbt build` and the gold export afterwards (if silver exists)."
-        ),
-    ] = True,
-    dbt_select: Annotated[
-        str | None,
-        typer.Option(
-            "--dbt-select", help="dbt node selection for the build step, e.g. '+qlib_export' (default: all)."
-        ),
-    ] = None,
+    build: BuildOpt = True,
+    dbt_select: DbtSelectOpt = None,
 ) -> None:
     """Load a date range (or a gaps file's ranges) in calendar-month chunks."""
     from loaders.ops.backfill import backfill_command
@@ -327,18 +330,8 @@ def retry_failed(
         int, typer.Option("--max-concurrent", min=1, help="Parallel downloads per retry.")
     ] = 4,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be retried.")] = False,
-    build: Annotated[
-        bool,
-        typer.Option(
-            "--build/--no-build", help="Run `dbt build` and the gold export afterwards (if silver exists)."
-        ),
-    ] = True,
-    dbt_select: Annotated[
-        str | None,
-        typer.Option(
-            "--dbt-select", help="dbt node selection for the build step, e.g. '+qlib_export' (default: all)."
-        ),
-    ] = None,
+    build: BuildOpt = True,
+    dbt_select: DbtSelectOpt = None,
 ) -> None:
     """Re-run the dates and pages that failed in earlier runs (from the run ledger) and are still unresolved."""
     from loaders.ops.retry import retry_failed_command
@@ -486,12 +479,7 @@ def refresh(
     check: Annotated[
         bool, typer.Option("--validate/--no-validate", help="Run `quantmini validate` at the end.")
     ] = True,
-    dbt_select: Annotated[
-        str | None,
-        typer.Option(
-            "--dbt-select", help="dbt node selection for the build step, e.g. '+qlib_export' (default: all)."
-        ),
-    ] = None,
+    dbt_select: DbtSelectOpt = None,
 ) -> None:
     """Ingest incrementally, `dbt build`, export gold, validate; prints a summary and exits non-zero on failure."""
     from loaders.ops.refresh import refresh_command
