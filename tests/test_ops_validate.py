@@ -205,3 +205,33 @@ def test_gold_minute_calendar_must_cover_bronze_minute_sessions(lake: Path) -> N
     cal.write_text("".join(f"{d} 09:30:00\n{d} 09:31:00\n" for d in minute_days[:-1]))
     messages = [f"{p.where}: {p.message}" for p in _problems(lake) if p.layer == "gold"]
     assert messages == [f"calendars/1min.txt: 1 bronze minute sessions missing: {minute_days[-1]}"]
+
+
+def test_a_dataset_with_several_tables_is_checked_table_by_table(lake: Path) -> None:
+    """fundamentals keeps two tables with different columns: neither is schema drift of the other."""
+    from loaders import bronze
+
+    root = lake / "bronze"
+    filings = pa.table(
+        {"filing_date": pa.array(DAYS[:2]), "ticker": ["AAPL", "CON"], "company_name": ["A", "C"]}
+    )
+    items = pa.table(
+        {
+            "filing_date": pa.array(DAYS[:2]),
+            "ticker": ["AAPL", "CON"],
+            "line_item": ["revenues", "revenues"],
+            "value": [1.0, 2.0],
+        }
+    )
+    bronze.replace_partitions(root, "fundamentals/financial_filings", filings, "filing_date")
+    bronze.replace_partitions(root, "fundamentals/financials", items, "filing_date")
+    result = validate.validate(load_settings())
+    assert result.problems == []
+    assert any(c.startswith("bronze/fundamentals/financials:") for c in result.checked)
+    assert any(c.startswith("bronze/fundamentals/financial_filings:") for c in result.checked)
+
+    # drift inside one table is still reported, naming the file
+    drifted = items.drop_columns(["value"]).append_column("value", pa.array(["x", "y"]))
+    bronze.replace_partitions(root, "fundamentals/financials", drifted.slice(0, 1), "filing_date")
+    problems = validate.validate(load_settings()).problems
+    assert problems and all("fundamentals/financials/" in p.where for p in problems)

@@ -223,13 +223,31 @@ def read_bronze(settings: Settings, dataset: str, files: list[Path], report: Rep
         con.close()
 
 
+def bronze_tables(root: Path, files: list[Path]) -> dict[str, list[Path]]:
+    """Group a dataset's files by table: the folder above the Hive partition folders.
+
+    Most datasets are one table (`bronze/<dataset>/<col>=<value>/*.parquet`); some hold several
+    (`bronze/fundamentals/financials/...`, `bronze/fundamentals/financial_filings/...`), each with its own
+    schema, so schemas are compared within a table only.
+    """
+    tables: dict[str, list[Path]] = {}
+    for f in files:
+        table_dir = f.parent.parent if "=" in f.parent.name else f.parent
+        name = table_dir.relative_to(root).as_posix() if table_dir != root else ""
+        tables.setdefault(name, []).append(f)
+    return tables
+
+
 def check_bronze(settings: Settings, dataset: str, report: Report) -> None:
-    files = parquet_files(bronze_root(settings, dataset))
+    root = bronze_root(settings, dataset)
+    files = parquet_files(root)
     if not files:
         return
-    report.checked.append(f"bronze/{dataset}: {len(files)} files")
-    unreadable = check_schemas(settings, dataset, files, report)
-    read_bronze(settings, dataset, [f for f in files if f not in unreadable], report)
+    for table, table_files in sorted(bronze_tables(root, files).items()):
+        label = f"{dataset}/{table}" if table else dataset
+        report.checked.append(f"bronze/{label}: {len(table_files)} files")
+        unreadable = check_schemas(settings, dataset, table_files, report)
+        read_bronze(settings, dataset, [f for f in table_files if f not in unreadable], report)
 
 
 # ---- silver -------------------------------------------------------------------------------------------
