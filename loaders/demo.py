@@ -50,15 +50,17 @@ def _step(title: str, command: str, fn: Callable[[], int]) -> tuple[str, int, fl
     return title, code, elapsed
 
 
-def _dbt_build(project_dir: Path) -> int:
-    from dbt.cli.main import dbtRunner
+def _dbt_build() -> int:
+    """The same in-process build `quantmini refresh` runs (it also releases dbt-duckdb's database handle)."""
+    from loaders.config import load_settings
+    from loaders.ops.runner import dbt_build
 
-    result = dbtRunner().invoke(
-        ["build", "--project-dir", str(project_dir), "--profiles-dir", str(project_dir), "--quiet"]
-    )
-    if result.exception is not None:
-        console.print(f"[red]dbt build failed: {result.exception}[/red]")
-    return 0 if result.success else 1
+    outcome = dbt_build(load_settings())
+    for failure in outcome.failures:
+        console.print(f"[red]{failure}[/red]", markup=False)
+    if outcome.message:
+        console.print(f"dbt build failed: {outcome.message}", markup=False)
+    return 0 if outcome.ok else 1
 
 
 def _bronze_summary(data_dir: Path) -> Table:
@@ -116,7 +118,6 @@ def run_demo(keep_data: bool = False) -> int:
     from loaders.sandbox.market import MarketConfig
     from loaders.sandbox.server import SandboxServer
 
-    project_dir = Path(__file__).resolve().parent.parent
     base = load_settings().data_dir
     data_dir = base / "demo"
     if data_dir.exists() and not keep_data:
@@ -196,7 +197,11 @@ def run_demo(keep_data: bool = False) -> int:
                     ),
                 )
             )
-        results.append(_step("dbt build (silver + gold)", "dbt build", lambda: _dbt_build(project_dir)))
+        results.append(_step("dbt build (silver + gold)", "dbt build", _dbt_build))
+
+        from loaders.ops.validate import validate_command
+
+        results.append(_step("validate every layer", "quantmini validate", validate_command))
 
     total = time.perf_counter() - started
     console.rule("[bold]Summary")
