@@ -13,16 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import dlt
-import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from dlt.common.destination.exceptions import DestinationTerminalException
 
 from loaders import bronze
 from loaders.rest import settings
-
-# Stored merge key of tables whose natural key includes their partition date (`AAPL|2025-01-02`).
-ROW_KEY = "_row_key"
 
 
 def table_dir(dataset: settings.Dataset, table: settings.Table) -> str:
@@ -48,16 +43,11 @@ def bronze_rest(
     if table_spec is None:
         return  # dlt's own bookkeeping tables
     data = pq.read_table(items)
-    key: tuple[str, ...] = table_spec.primary_key
-    if table_spec.partition in key:
-        # The partition column lives only in folder names, so old files cannot be matched on it;
-        # merge on one stored column that spells the whole key instead.
-        parts = [pc.cast(data.column(c), pa.string()) for c in key]
-        data = data.append_column(ROW_KEY, pc.binary_join_element_wise(*parts, "|"))
-        key = (ROW_KEY,)
     try:
+        # a key may include the partition date (short data by ticker and date): merge_partitions reads it
+        # back from the folder names of existing files
         bronze.merge_partitions(
-            Path(bronze_root), table_dir(spec, table_spec), data, table_spec.partition, key
+            Path(bronze_root), table_dir(spec, table_spec), data, table_spec.partition, table_spec.primary_key
         )
     except ValueError as exc:
         # bad rows (a null key or partition date) fail this load for good instead of being retried
