@@ -9,18 +9,7 @@ source as (
 renamed as (
 
     select
-        cast(ticker as varchar) as ticker,
-        cast(session_date as date) as session_date,
-        cast(window_start as timestamp with time zone) as bar_start_at,
-        cast(open as double) as open,
-        cast(high as double) as high,
-        cast(low as double) as low,
-        cast(close as double) as close,
-        cast(volume as double) as volume,
-        cast(transactions as bigint) as transactions,
-        cast(_source_key as varchar) as source_key,
-        cast(_source_etag as varchar) as source_etag,
-        cast(_dlt_load_id as varchar) as load_id
+        {{ flatfile_aggregate_columns() }}
 
     from source
 
