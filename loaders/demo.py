@@ -63,33 +63,6 @@ def _dbt_build() -> int:
     return 0 if outcome.ok else 1
 
 
-def _bronze_summary(data_dir: Path) -> Table:
-    import duckdb
-
-    table = Table(title="What was loaded")
-    for col in ("dataset", "first", "last", "sessions", "rows", "bytes on disk"):
-        table.add_column(col, justify="right" if col in {"sessions", "rows", "bytes on disk"} else "left")
-    bronze = data_dir / "bronze"
-    con = duckdb.connect()
-    for dataset_dir in sorted(p for p in bronze.iterdir() if p.is_dir()) if bronze.exists() else []:
-        files = list(dataset_dir.rglob("*.parquet"))
-        if not files:
-            continue
-        size = sum(f.stat().st_size for f in files)
-        glob = str(dataset_dir / "**" / "*.parquet")
-        rows = con.execute(f"select count(*) from read_parquet('{glob}', union_by_name = true)").fetchone()[0]
-        partitions = sorted(p.name.split("=", 1)[1] for p in dataset_dir.iterdir() if "=" in p.name)
-        table.add_row(
-            dataset_dir.name,
-            partitions[0] if partitions else "",
-            partitions[-1] if partitions else "",
-            str(len(partitions)) if partitions else "",
-            f"{rows:,}",
-            f"{size / 1e6:,.1f} MB",
-        )
-    return table
-
-
 def _qlib_snippet(gold: Path) -> str:
     return (
         "import qlib\n"
@@ -212,7 +185,10 @@ def run_demo(keep_data: bool = False) -> int:
     for title, code, elapsed in results:
         steps.add_row(title, str(code), f"{elapsed:.1f}")
     console.print(steps)
-    console.print(_bronze_summary(data_dir))
+    from loaders.ops.status import status_command
+
+    console.print("What was loaded ($ quantmini status):")
+    status_command()
     gold = data_dir / "gold" / "qlib"
     console.print(f"Landing: {data_dir / 'landing'}")
     console.print(
