@@ -56,7 +56,7 @@ def _date(value: str | None) -> dt.date | None:
 
 
 DatasetOpt = Annotated[
-    Dataset, typer.Option("-t", "--type", help="Dataset to act on (see DESIGN: datasets).")
+    Dataset, typer.Option("-t", "--type", help="Dataset to act on (README: Loading data).")
 ]
 StartOpt = Annotated[str | None, typer.Option("-s", "--start", help="First date, YYYY-MM-DD (inclusive).")]
 EndOpt = Annotated[str | None, typer.Option("-e", "--end", help="Last date, YYYY-MM-DD (inclusive).")]

@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pytest
+from reference_files import OPENAPI_SPEC, REST_MOCKS
 
 from loaders.rest import parsing
 
-POLYGON = Path(
-    os.environ.get("QM_POLYGON_REFERENCE", Path(__file__).resolve().parents[2] / "shared" / "polygon")
-)
-MOCKS = POLYGON / "rest-mocks"
-SPEC = POLYGON / "openapi-rest.json"
-
-pytestmark = pytest.mark.skipif(not MOCKS.exists(), reason="Polygon reference payloads not available")
+MOCKS = REST_MOCKS
+SPEC = OPENAPI_SPEC
 
 
 def _load(relative: str) -> Any:

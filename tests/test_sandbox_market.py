@@ -5,23 +5,19 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import gzip
-import os
 import re
 import threading
 import time
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from reference_files import FLATFILE_SAMPLES
 
 from loaders import calendar
 from loaders.sandbox import flatfiles
 from loaders.sandbox.market import Market, MarketConfig
 
-REFERENCE_DIR = Path(
-    os.environ.get("QM_POLYGON_REFERENCE", Path(__file__).resolve().parents[2] / "shared" / "polygon")
-)
 OCC = re.compile(r"^O:(?P<root>[A-Z0-9]{1,6})(?P<date>\d{6})(?P<cp>[CP])(?P<strike>\d{8})$")
 THANKSGIVING, BLACK_FRIDAY, XMAS_EVE = dt.date(2025, 11, 27), dt.date(2025, 11, 28), dt.date(2025, 12, 24)
 
@@ -435,9 +431,8 @@ def test_rendered_files_look_like_polygons(market: Market) -> None:
     assert all(row.match(line) for line in lines[1:]), next(line for line in lines[1:] if not row.match(line))
     options = gzip.decompress(flatfiles.render_file(market, "options_daily", day)).decode().splitlines()
     assert all(line.startswith("O:") for line in options[1:])
-    sample = REFERENCE_DIR / "flatfiles-samples" / "stocks_day_candlesticks_example.csv"
-    if sample.exists():
-        assert sample.read_text().splitlines()[0] == lines[0]
+    sample = FLATFILE_SAMPLES / "stocks_day_candlesticks_example.csv"
+    assert sample.read_text().splitlines()[0] == lines[0]
 
 
 def test_republished_file_differs_in_one_close_and_stays_valid(market: Market) -> None:

@@ -5,27 +5,20 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import time
 import typing
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 from openapi_schema_validator import OAS30Validator
+from reference_files import OPENAPI_SPEC, REST_MOCKS
 
-REFERENCE_DIR = Path(
-    os.environ.get("QM_POLYGON_REFERENCE", Path(__file__).resolve().parents[2] / "shared" / "polygon")
-)
-SPEC_FILE = REFERENCE_DIR / "openapi-rest.json"
-MOCKS = REFERENCE_DIR / "rest-mocks"
-needs_reference = pytest.mark.skipif(
-    not SPEC_FILE.exists(), reason=f"Polygon reference files not found in {REFERENCE_DIR}"
-)
+SPEC_FILE = OPENAPI_SPEC
+MOCKS = REST_MOCKS
 
 
 # --- helpers -------------------------------------------------------------------------------------------
@@ -246,7 +239,6 @@ def endpoint_cases(sandbox: Any) -> list[tuple[str, str, dict, str, set[str]]]:
 # --- shapes --------------------------------------------------------------------------------------------
 
 
-@needs_reference
 def test_every_endpoint_validates_against_the_openapi_schema(
     sandbox: Any, client: httpx.Client, spec: dict
 ) -> None:
@@ -263,7 +255,6 @@ def test_every_endpoint_validates_against_the_openapi_schema(
             assert body["status"] == "OK" and len(body["request_id"]) == 32, path
 
 
-@needs_reference
 def test_fields_and_types_match_polygons_recorded_responses(sandbox: Any, client: httpx.Client) -> None:
     for _, path, params, mock, optional in endpoint_cases(sandbox):
         recorded = json.loads((MOCKS / mock).read_text())

@@ -18,7 +18,7 @@ import pyarrow.csv as pacsv
 
 from loaders.sandbox.market import Market
 
-# dataset name (DESIGN section 2) -> Polygon key prefix
+# dataset name (docs/ingestion.md) -> Polygon key prefix
 PREFIXES: dict[str, str] = {
     "stocks_daily": "us_stocks_sip/day_aggs_v1",
     "stocks_minute": "us_stocks_sip/minute_aggs_v1",

@@ -156,7 +156,7 @@ class SandboxServer:
         return self._s3.app if self._s3 is not None else None
 
     def env(self) -> dict[str, str]:
-        """DESIGN section 3 variables that point QuantMini at this sandbox."""
+        """The configuration variables (README: Configuration) that point QuantMini at this sandbox."""
         if self._s3 is None:
             raise RuntimeError("SandboxServer.env(): the server is not running; call start() first")
         env = {
