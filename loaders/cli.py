@@ -411,14 +411,25 @@ def validate(
     datasets: DatasetsOpt = None,
     silver: Annotated[bool, typer.Option("--silver/--no-silver", help="Check silver against bronze.")] = True,
     gold: Annotated[bool, typer.Option("--gold/--no-gold", help="Check gold against silver.")] = True,
+    deep: Annotated[
+        bool,
+        typer.Option(
+            "--deep", help="Check all history, not only partitions new or changed since the last clean run."
+        ),
+    ] = False,
     json_file: Annotated[Path | None, typer.Option("--json", help="Also write the findings as JSON.")] = None,
 ) -> None:
-    """Read every bronze partition with DuckDB, check schemas, silver against bronze, gold against silver."""
+    """Read new or changed bronze partitions (all with --deep) with DuckDB, check schemas, silver against
+    bronze, gold against silver."""
     from loaders.ops.validate import validate_command
 
     raise typer.Exit(
         validate_command(
-            [d.value for d in datasets] if datasets else None, silver=silver, gold=gold, json_path=json_file
+            [d.value for d in datasets] if datasets else None,
+            silver=silver,
+            gold=gold,
+            deep=deep,
+            json_path=json_file,
         )
     )
 

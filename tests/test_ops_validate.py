@@ -235,3 +235,51 @@ def test_a_dataset_with_several_tables_is_checked_table_by_table(lake: Path) -> 
     bronze.replace_partitions(root, "fundamentals/financials", drifted.slice(0, 1), "filing_date")
     problems = validate.validate(load_settings()).problems
     assert problems and all("fundamentals/financials/" in p.where for p in problems)
+
+
+def test_default_validation_reads_only_new_or_changed_partitions(lake: Path) -> None:
+    """After a clean run nothing is read again; damage a changed partition shows is found, and what
+    only a full pass can see (silver losing an old, unchanged session) is left to --deep."""
+    import duckdb
+
+    first = validate.validate(load_settings())
+    assert first.problems == [] and validate.state_path(load_settings()).is_file()
+    assert len(first.bronze_counts["stocks_daily"]) == len(DAYS)
+
+    again = validate.validate(load_settings())
+    assert again.problems == [] and again.bronze_counts.get("stocks_daily", {}) == {}
+    assert f"bronze/stocks_daily: 0 new or changed of {len(DAYS)} files" in again.checked
+
+    with duckdb.connect(str(lake / "quantmini.duckdb")) as con:
+        con.execute("delete from main_marts.fct_stock_features_daily where session_date = ?", [DAYS[0]])
+    assert validate.validate(load_settings()).problems == []
+    deep = [p.message for p in validate.validate(load_settings(), deep=True).problems]
+    assert f"1 bronze sessions missing: {DAYS[0]}" in deep
+
+    # a new session silver lacks is found by the default run, and again until it is fixed
+    new_day = calendar.sessions("2025-07-01", "2025-07-01")
+    write_bronze(lake, "stocks_daily", new_day, TICKERS)
+    for _ in range(2):
+        scoped = validate.validate(load_settings())
+        assert set(scoped.bronze_counts["stocks_daily"]) == set(new_day)
+        assert any(f"1 bronze sessions missing: {new_day[0]}" in p.message for p in scoped.problems)
+
+
+def test_a_removed_partition_that_silver_still_has_is_reported(lake: Path) -> None:
+    assert validate.validate(load_settings()).problems == []
+    shutil.rmtree(lake / "bronze" / "stocks_daily" / f"session_date={DAYS[-1]}")
+    messages = [p.message for p in validate.validate(load_settings()).problems]
+    assert f"1 sessions not in bronze: {DAYS[-1]}" in messages
+
+
+def test_a_changed_file_is_compared_with_the_recorded_schema(lake: Path) -> None:
+    assert validate.validate(load_settings()).problems == []
+    folder = lake / "bronze" / "stocks_daily" / f"session_date={DAYS[2]}"
+    drifted = bronze_table("stocks_daily", DAYS[2], TICKERS).set_column(
+        7, "transactions", pa.array([1.0] * len(TICKERS), pa.float64())
+    )
+    for f in folder.glob("*.parquet"):
+        f.unlink()
+    pq.write_table(drifted, folder / "1700000000.2-0.parquet")
+    messages = [f"{p.where} {p.message}" for p in validate.validate(load_settings()).problems]
+    assert any("transactions is double, elsewhere int64" in m for m in messages), messages

@@ -64,12 +64,19 @@ def find_relation(con: duckdb.DuckDBPyConnection, names: tuple[str, ...]) -> Rel
     return None
 
 
-def session_counts(con: duckdb.DuckDBPyConnection, relation: Relation) -> dict[dt.date, tuple[int, int]]:
-    """Session date -> (rows, distinct tickers or contracts) of a silver relation."""
+def session_counts(
+    con: duckdb.DuckDBPyConnection, relation: Relation, sessions: list[dt.date] | None = None
+) -> dict[dt.date, tuple[int, int]]:
+    """Session date -> (rows, distinct tickers or contracts) of a silver relation (only `sessions` if given)."""
     column = next((c for c in ("ticker", "contract_ticker") if c in relation.columns), None)
     tickers = f"count(distinct {column})" if column else "0"
+    where = ""
+    if sessions is not None:
+        if not sessions:
+            return {}
+        where = " where session_date in (" + ", ".join(f"date '{d}'" for d in sessions) + ")"
     rows = con.execute(
-        f"select cast(session_date as date), count(*), {tickers} from {relation.sql} group by 1 order by 1"
+        f"select cast(session_date as date), count(*), {tickers} from {relation.sql}{where} group by 1 order by 1"
     ).fetchall()
     return {day: (int(n), int(t)) for day, n, t in rows}
 

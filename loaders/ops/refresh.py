@@ -168,7 +168,9 @@ def run_refresh(
         def validate_step() -> tuple[bool, str, None]:
             from loaders.ops.validate import validate as run_validate
 
-            report = run_validate(settings, silver=build, gold=build)
+            # daily: the partitions this refresh (or anything since the last validation) changed;
+            # weekly: all history
+            report = run_validate(settings, silver=build, gold=build, deep=mode == "weekly")
             first = report.problems[0] if report.problems else None
             detail = f"{len(report.problems)} problem(s)" + (
                 f", first: {first.where}: {first.message}" if first else ""

@@ -1,10 +1,18 @@
 """`quantmini validate`: every bronze partition is readable by DuckDB, schemas agree across partitions,
 silver agrees with bronze and gold agrees with silver. Problems are collected, never raised, so one run
-reports all of them."""
+reports all of them.
+
+By default only bronze partitions that are new or changed since the last clean validation are read, and
+silver and gold are compared on those partitions' sessions, so a daily run costs what the new day costs.
+What was validated clean is recorded in `$QM_DATA_DIR/state/validate.json` (each partition's file names,
+sizes and modification times); `--deep` checks all history and records it again.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +37,7 @@ FLATFILE_CONTRACT: dict[str, tuple[str, ...]] = {
 SESSION_LEVEL_ONLY = frozenset({"fct_stock_minute_features_daily"})
 GOLD_SAMPLE = 200
 FLOAT32_RTOL = 1e-5
+STATE_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -42,11 +51,24 @@ class Problem:
         return {"layer": self.layer, "dataset": self.dataset, "where": self.where, "message": self.message}
 
 
+@dataclass(frozen=True)
+class Scope:
+    """What an incremental run looks at for one dataset: the sessions of its new or changed partitions,
+    and sessions whose partitions were removed (silver must no longer have them)."""
+
+    sessions: frozenset[dt.date]
+    removed: frozenset[dt.date] = frozenset()
+
+
 @dataclass
 class Report:
     problems: list[Problem] = field(default_factory=list)
     checked: list[str] = field(default_factory=list)
     bronze_counts: dict[str, dict[dt.date, tuple[int, int]]] = field(default_factory=dict)
+    #: dataset -> Scope when only changed partitions were checked; absent for a deep check
+    scopes: dict[str, Scope] = field(default_factory=dict)
+    #: dataset -> what to record as validated if the dataset turns out clean
+    fingerprints: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def add(self, layer: str, dataset: str, where: str, message: str) -> None:
         self.problems.append(Problem(layer, dataset, where, message))
@@ -87,9 +109,18 @@ def logical_type(arrow_type: Any) -> str:
     return str(arrow_type)
 
 
-def check_schemas(settings: Settings, dataset: str, files: list[Path], report: Report) -> set[Path]:
+def check_schemas(
+    settings: Settings,
+    dataset: str,
+    files: list[Path],
+    report: Report,
+    reference: dict[str, str] | None = None,
+    majority_out: dict[str, str] | None = None,
+) -> set[Path]:
     """Every file has the dataset's majority schema; flat files also match the bronze column contract.
 
+    `reference` is the majority schema recorded by an earlier validation: an incremental run compares
+    its few new files with it rather than with each other. The schema used is copied into `majority_out`.
     Returns the files whose footer cannot be read (the data scan skips them).
     """
     import pyarrow.parquet as pq
@@ -109,7 +140,9 @@ def check_schemas(settings: Settings, dataset: str, files: list[Path], report: R
     if not schemas:
         return unreadable
     signature = Counter(tuple(sorted(s.items())) for s in schemas.values())
-    majority = dict(signature.most_common(1)[0][0])
+    majority = reference or dict(signature.most_common(1)[0][0])
+    if majority_out is not None:
+        majority_out.update(majority)
     for f, s in schemas.items():
         if s == majority:
             continue
@@ -238,16 +271,56 @@ def bronze_tables(root: Path, files: list[Path]) -> dict[str, list[Path]]:
     return tables
 
 
-def check_bronze(settings: Settings, dataset: str, report: Report) -> None:
+def _partition_fingerprints(root: Path, files: list[Path]) -> dict[str, dict[str, list[int]]]:
+    """Partition folder (relative to the dataset root) -> file name -> [size, mtime_ns]: stat calls only."""
+    out: dict[str, dict[str, list[int]]] = {}
+    for f in files:
+        st = f.stat()
+        out.setdefault(f.parent.relative_to(root).as_posix(), {})[f.name] = [st.st_size, st.st_mtime_ns]
+    return out
+
+
+def _session_of(partition: str) -> dt.date | None:
+    from loaders.ops.inventory import SESSION_DIR
+
+    match = SESSION_DIR.match(partition.rsplit("/", 1)[-1])
+    return dt.date.fromisoformat(match.group(1)) if match else None
+
+
+def check_bronze(
+    settings: Settings, dataset: str, report: Report, previous: dict[str, Any] | None = None
+) -> None:
+    """Check the dataset's bronze files: all of them, or (given the `previous` validated state) only the
+    partitions that are new or changed since, against the majority schema recorded then."""
     root = bronze_root(settings, dataset)
     files = parquet_files(root)
+    current = _partition_fingerprints(root, files)
+    old_parts: dict[str, Any] = (previous or {}).get("partitions", {})
+    old_schemas: dict[str, dict[str, str]] = (previous or {}).get("schemas", {})
+    changed = {p for p, fp in current.items() if previous is None or old_parts.get(p) != fp}
+    schemas: dict[str, dict[str, str]] = {}
+    if previous is not None:
+        sessions = {_session_of(p) for p in changed}
+        removed = {_session_of(p) for p in set(old_parts) - set(current)}
+        report.scopes[dataset] = Scope(
+            frozenset(d for d in sessions if d), frozenset(d for d in removed if d) - sessions
+        )
+    report.fingerprints[dataset] = {"partitions": current, "schemas": schemas}
     if not files:
         return
     for table, table_files in sorted(bronze_tables(root, files).items()):
         label = f"{dataset}/{table}" if table else dataset
-        report.checked.append(f"bronze/{label}: {len(table_files)} files")
-        unreadable = check_schemas(settings, dataset, table_files, report)
-        read_bronze(settings, dataset, [f for f in table_files if f not in unreadable], report)
+        scoped = [f for f in table_files if f.parent.relative_to(root).as_posix() in changed]
+        reference = old_schemas.get(table) if previous is not None else None
+        schemas[table] = dict(reference or {})
+        if previous is not None:
+            report.checked.append(f"bronze/{label}: {len(scoped)} new or changed of {len(table_files)} files")
+        else:
+            report.checked.append(f"bronze/{label}: {len(table_files)} files")
+        if not scoped:
+            continue
+        unreadable = check_schemas(settings, dataset, scoped, report, reference, schemas[table])
+        read_bronze(settings, dataset, [f for f in scoped if f not in unreadable], report)
 
 
 # ---- silver -------------------------------------------------------------------------------------------
@@ -262,7 +335,8 @@ def check_silver(settings: Settings, report: Report) -> None:
     """Each flat-file dataset's silver relation has bronze's sessions and the same tickers per session."""
     from loaders.ops import layers
 
-    datasets = [d for d in report.bronze_counts if report.bronze_counts[d]]
+    removed = [d for d, scope in report.scopes.items() if scope.removed and d not in report.bronze_counts]
+    datasets = [d for d in report.bronze_counts if report.bronze_counts[d]] + removed
     if not datasets:
         return
     try:
@@ -277,15 +351,19 @@ def check_silver(settings: Settings, report: Report) -> None:
             if not found:
                 report.add("silver", dataset, "catalog", f"no silver relation among {', '.join(relations)}")
                 continue
-            bronze = report.bronze_counts[dataset]
+            bronze = report.bronze_counts.get(dataset, {})
+            scope = report.scopes.get(dataset)
+            window = sorted(scope.sessions | scope.removed) if scope else None
             for relation in found:
                 where = f"{relation.schema}.{relation.name}"
                 try:
-                    silver = layers.session_counts(con, relation)
+                    silver = layers.session_counts(con, relation, window)
                 except Exception as exc:
                     report.add("silver", dataset, where, f"cannot read: {str(exc).splitlines()[0]}")
                     continue
-                report.checked.append(f"silver {where}: {len(silver)} sessions")
+                report.checked.append(
+                    f"silver {where}: {len(silver)} sessions" + (" (new or changed)" if scope else "")
+                )
                 missing = sorted(set(bronze) - set(silver))
                 extra = sorted(set(silver) - set(bronze))
                 if missing:
@@ -319,8 +397,12 @@ def check_silver(settings: Settings, report: Report) -> None:
 # ---- gold ---------------------------------------------------------------------------------------------
 
 
-def check_gold(settings: Settings, report: Report) -> None:
-    """Gold calendar spans silver's sessions, instruments match silver's tickers, sampled values agree."""
+def check_gold(settings: Settings, report: Report, sessions: list[dt.date] | None = None) -> None:
+    """Gold calendar spans silver's sessions, instruments match silver's tickers, sampled values agree.
+
+    With `sessions` (an incremental run) silver is read for those sessions only: their tickers must be
+    instruments and the sample is drawn from them; symbols no longer in silver are left to `--deep`.
+    """
     import numpy as np
 
     from loaders import calendar
@@ -343,15 +425,18 @@ def check_gold(settings: Settings, report: Report) -> None:
                 "gold", "stocks_daily", "catalog", "fct_stock_features_daily not found; cannot check gold"
             )
             return
+        where_sessions = (
+            " where session_date in (" + ", ".join(f"date '{d}'" for d in sessions) + ")" if sessions else ""
+        )
         first, last, tickers = con.execute(
-            f"select min(session_date), max(session_date), count(distinct ticker) from {mart.sql}"
+            f"select min(session_date), max(session_date), count(distinct ticker) from {mart.sql}{where_sessions}"
         ).fetchone()
         if first is None:
             return
         cal = layers.gold_calendar(settings, "day")
         report.checked.append(f"gold calendars/day.txt: {len(cal)} sessions")
         cal_dates = [dt.date.fromisoformat(x[:10]) for x in cal]
-        needed = calendar.sessions(first, last)
+        needed = sessions if sessions else calendar.sessions(first, last)
         missing = sorted(set(needed) - set(cal_dates))
         if missing:
             report.add(
@@ -371,11 +456,11 @@ def check_gold(settings: Settings, report: Report) -> None:
         silver_symbols = {
             to_qlib_symbol(t): (str(lo), str(hi))
             for t, lo, hi in con.execute(
-                f"select ticker, min(session_date), max(session_date) from {mart.sql} group by ticker"
+                f"select ticker, min(session_date), max(session_date) from {mart.sql}{where_sessions} group by ticker"
             ).fetchall()
         }
         absent = sorted(set(silver_symbols) - set(instruments))
-        extra = sorted(set(instruments) - set(silver_symbols))
+        extra = [] if sessions else sorted(set(instruments) - set(silver_symbols))
         if absent:
             report.add(
                 "gold",
@@ -394,8 +479,8 @@ def check_gold(settings: Settings, report: Report) -> None:
             return
         index = {d: i for i, d in enumerate(cal_dates)}
         sample = con.execute(
-            f"select ticker, cast(session_date as date), adj_close from {mart.sql} "
-            f"where adj_close is not null order by hash(ticker || cast(session_date as varchar)) limit {GOLD_SAMPLE}"
+            f"select ticker, cast(session_date as date), adj_close from {mart.sql}{where_sessions} "
+            f"{'and' if sessions else 'where'} adj_close is not null order by hash(ticker || cast(session_date as varchar)) limit {GOLD_SAMPLE}"
         ).fetchall()
         cache: dict[str, tuple[int, Any] | None] = {}
         mismatches: list[str] = []
@@ -449,25 +534,68 @@ def check_gold_minute(settings: Settings, report: Report) -> None:
 # ---- command ------------------------------------------------------------------------------------------
 
 
+def state_path(settings: Settings) -> Path:
+    return settings.data_dir / "state" / "validate.json"
+
+
+def _load_state(settings: Settings) -> dict[str, Any]:
+    """The recorded validated partitions per dataset; an unreadable or older-format file counts as none."""
+    try:
+        state = json.loads(state_path(settings).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+        return {}
+    return state.get("datasets") or {}
+
+
+def _save_state(settings: Settings, report: Report, names: list[str]) -> None:
+    """Record the datasets that validated clean; a dataset with a problem keeps its old record, so the
+    partitions that caused it are checked again next time."""
+    state = _load_state(settings)
+    bad = {p.dataset for p in report.problems}
+    if "*" in bad:
+        return
+    for name in names:
+        if name not in bad and name in report.fingerprints:
+            state[name] = report.fingerprints[name]
+    path = state_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"version": STATE_VERSION, "datasets": state}))
+    os.replace(tmp, path)
+
+
 def validate(
-    settings: Settings, datasets: list[str] | None = None, *, silver: bool = True, gold: bool = True
+    settings: Settings,
+    datasets: list[str] | None = None,
+    *,
+    silver: bool = True,
+    gold: bool = True,
+    deep: bool = False,
 ) -> Report:
+    """Validate bronze, silver and gold. Only new or changed partitions (and their sessions downstream)
+    unless `deep`; a run with both silver and gold checks records what it found clean."""
     from rich.progress import Progress
 
     report = Report()
     names = datasets or [n for n in DATASETS if parquet_files(settings.bronze_dir / n)]
+    previous = {} if deep else _load_state(settings)
     with Progress(transient=True) as bar:
         task = bar.add_task("validating bronze", total=len(names))
         for name in names:
             bar.update(task, description=f"validating bronze/{name}")
-            check_bronze(settings, name, report)
+            check_bronze(settings, name, report, previous.get(name))
             bar.advance(task)
     if silver:
         check_silver(settings, report)
     if gold and report.bronze_counts.get("stocks_daily"):
-        check_gold(settings, report)
+        scope = report.scopes.get("stocks_daily")
+        check_gold(settings, report, sorted(scope.sessions) if scope else None)
     if gold:
         check_gold_minute(settings, report)
+    if silver and gold:
+        _save_state(settings, report, names)
     return report
 
 
@@ -476,17 +604,16 @@ def validate_command(
     *,
     silver: bool = True,
     gold: bool = True,
+    deep: bool = False,
     json_path: Path | None = None,
 ) -> int:
     """Exit 0 when clean, 1 when a problem was found."""
-    import json
-
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
     settings = load_settings()
-    report = validate(settings, datasets, silver=silver, gold=gold)
+    report = validate(settings, datasets, silver=silver, gold=gold, deep=deep)
     for line in report.checked:
         console.print(f"[dim]checked {line}[/dim]")
     if json_path:
