@@ -22,6 +22,7 @@ def model(dbt, session):
     dbt.config(materialized="table")
     from loaders.config import load_settings
     from loaders.gold.exporter import export_qlib, parse_features
+    from loaders.gold.writer import FreqStats
 
     daily = dbt.ref("fct_stock_features_daily")
     minute = dbt.ref("stg_polygon__stocks_minute")
@@ -29,15 +30,28 @@ def model(dbt, session):
     include_minute = _flag(dbt.config.meta_get("qlib_minute"), True)
     full = _flag(dbt.config.meta_get("qlib_full_export"), False)
 
-    stats = export_qlib(
-        session,
-        load_settings().gold_dir,
-        daily_relation=f"({daily.sql_query()})",
-        minute_relation=f"({minute.sql_query()})",
-        features=features,
-        full=full,
-        minute=include_minute,
-    )
+    daily_relation = f"({daily.sql_query()})"
+    if session.sql(f"select 1 from {daily_relation} limit 1").fetchone() is None:
+        # nothing loaded yet is a stage of the lake, not a failure: leave gold as it is and say so
+        stats = [
+            FreqStats(
+                freq="day",
+                mode="skipped",
+                notes=[
+                    "fct_stock_features_daily has no rows yet (ingest stocks_daily first): nothing exported"
+                ],
+            )
+        ]
+    else:
+        stats = export_qlib(
+            session,
+            load_settings().gold_dir,
+            daily_relation=daily_relation,
+            minute_relation=f"({minute.sql_query()})",
+            features=features,
+            full=full,
+            minute=include_minute,
+        )
     return pa.table(
         {
             "freq": pa.array([s.freq for s in stats], pa.string()),
