@@ -99,6 +99,21 @@ class Settings:
         return text
 
 
+DEFAULT_DUCKDB_MEMORY_LIMIT = "1GB"
+DEFAULT_DUCKDB_THREADS = 2
+
+
+def duckdb_config(data_dir: Path) -> dict[str, str]:
+    """DuckDB settings every connection of ours uses, the same knobs as `profiles.yml`: a memory limit
+    well below the 2 GiB a step may use, a thread count, and a spill folder inside the data directory
+    (DuckDB writes what does not fit there instead of failing)."""
+    return {
+        "memory_limit": os.environ.get("QM_DUCKDB_MEMORY_LIMIT") or DEFAULT_DUCKDB_MEMORY_LIMIT,
+        "threads": os.environ.get("QM_DUCKDB_THREADS") or str(DEFAULT_DUCKDB_THREADS),
+        "temp_directory": str(Path(data_dir) / "duckdb_tmp"),
+    }
+
+
 def load_settings() -> Settings:
     data_dir = Path(_lookup("QM_DATA_DIR", default="./data")).expanduser().resolve()
     return Settings(

@@ -47,3 +47,24 @@ def test_installed_modules_have_compiled_bytecode(module: str) -> None:
     assert spec is not None and spec.origin and spec.origin.endswith(".py")
     cached = Path(importlib.util.cache_from_source(spec.origin))
     assert cached.is_file(), f"{module}: no bytecode at {cached}; run `make install`"
+
+
+def test_duckdb_connections_spill_inside_the_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sort larger than the memory limit completes by spilling to `<data dir>/duckdb_tmp`."""
+    import duckdb
+
+    from loaders.config import duckdb_config
+
+    monkeypatch.setenv("QM_DUCKDB_MEMORY_LIMIT", "64MB")
+    monkeypatch.setenv("QM_DUCKDB_THREADS", "1")
+    con = duckdb.connect(config=duckdb_config(tmp_path))
+    assert con.execute("select current_setting('temp_directory')").fetchone()[0] == str(
+        tmp_path / "duckdb_tmp"
+    )
+    rows = con.execute(
+        "select count(*), count(distinct h) from (select hash(i) as h, i::varchar || repeat('x', 40) as s "
+        "from range(3000000) t(i) order by s)"
+    ).fetchone()
+    assert rows == (3_000_000, 3_000_000)

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 from filelock import FileLock
 
 from loaders import calendar as nyse
+from loaders.config import duckdb_config
 from loaders.gold.writer import Block, Calendar, ExportError, FreqStats, clear_freq, make_block, write_freq
 
 log = logging.getLogger(__name__)
@@ -308,7 +309,7 @@ def export_duckdb_file(
     if not duckdb_path.exists():
         raise ExportError(f"silver database {duckdb_path} does not exist: run dbt build first")
     try:
-        con = duckdb.connect(str(duckdb_path), read_only=True)
+        con = duckdb.connect(str(duckdb_path), read_only=True, config=duckdb_config(Path(duckdb_path).parent))
     except duckdb.IOException as exc:
         raise ExportError(
             f"cannot open {duckdb_path} read-only (is dbt build still running?): {exc}"

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from loaders.config import Settings
+from loaders.config import Settings, duckdb_config
 
 if TYPE_CHECKING:
     import duckdb
@@ -31,7 +31,7 @@ def open_silver(settings: Settings) -> duckdb.DuckDBPyConnection:
     if not path.exists():
         raise SilverUnavailable(f"{path} does not exist (run `dbt build`)")
     try:
-        return duckdb.connect(str(path), read_only=True)
+        return duckdb.connect(str(path), read_only=True, config=duckdb_config(settings.data_dir))
     except duckdb.Error as exc:
         raise SilverUnavailable(f"cannot open {path} read-only: {exc}") from exc
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loaders.config import Settings, load_settings
+from loaders.config import Settings, duckdb_config, load_settings
 from loaders.ops.datasets import DATASETS, spec
 from loaders.ops.inventory import bronze_root, parquet_files
 
@@ -217,7 +217,7 @@ def read_bronze(settings: Settings, dataset: str, files: list[Path], report: Rep
 
     if not files:
         return
-    con = duckdb.connect()
+    con = duckdb.connect(config=duckdb_config(settings.data_dir))
     try:
         cols = {
             r[0]
