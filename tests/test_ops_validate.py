@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 import subprocess
@@ -283,3 +284,45 @@ def test_a_changed_file_is_compared_with_the_recorded_schema(lake: Path) -> None
     pq.write_table(drifted, folder / "1700000000.2-0.parquet")
     messages = [f"{p.where} {p.message}" for p in validate.validate(load_settings()).problems]
     assert any("transactions is double, elsewhere int64" in m for m in messages), messages
+
+
+def test_status_shows_rest_spans_rows_per_table_and_the_rows_a_run_loaded(
+    lake: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from loaders import runs
+
+    bronze = lake / "bronze"
+    for table, days, per_day in (
+        ("news", ["2025-01-02", "2025-01-03", "2025-02-28"], 4),
+        ("fundamentals/financials", ["2024-11-01", "2025-02-14"], 3),
+        ("fundamentals/financial_filings", ["2024-11-01", "2025-02-14"], 1),
+    ):
+        column = "published_date" if table == "news" else "filing_date"
+        for day in days:
+            folder = bronze / table / f"{column}={day}"
+            folder.mkdir(parents=True)
+            pq.write_table(
+                pa.table({"id": [f"{day}-{i}" for i in range(per_day)]}), folder / "part-0.parquet"
+            )
+    settings = load_settings()
+    run = runs.start_run(settings.runs_dir, "news", "rest", {})
+    run.add("loaded", key="news", window="2025-01-02 .. 2025-02-28", rows=12, pages=3)
+    run.finish()
+
+    rows = {r.dataset: r for r in status.collect(settings)}
+    news, fundamentals = rows["news"], rows["fundamentals"]
+    assert (news.first, news.last, news.span_column) == (DAYS_REST[0], DAYS_REST[1], "published_date")
+    assert news.rows == 12 and news.tables == {"news": 12}
+    assert news.last_run_result == "ok (12 rows, 3 pages)"
+    assert (str(fundamentals.first), str(fundamentals.last)) == ("2024-11-01", "2025-02-14")
+    assert fundamentals.tables == {"financial_filings": 2, "financials": 6} and fundamentals.rows == 8
+    assert (news.present, news.missing) == (None, None)
+
+    assert status.status_command(json_out=True) == 0
+    by_name = {r["dataset"]: r for r in json.loads(capsys.readouterr().out)}
+    assert by_name["news"]["first_date"] == "2025-01-02" and by_name["news"]["last_date"] == "2025-02-28"
+    assert by_name["fundamentals"]["tables"] == {"financial_filings": 2, "financials": 6}
+    assert by_name["stocks_daily"]["first_session"] == str(DAYS[0])
+
+
+DAYS_REST = (dt.date(2025, 1, 2), dt.date(2025, 2, 28))

@@ -8,13 +8,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from loaders.config import Settings
 from loaders.ops.datasets import DATASETS, spec
 
 SESSION_DIR = re.compile(r"^session_date=(\d{4}-\d{2}-\d{2})$")
+DATE_PARTITION_DIR = re.compile(r"^(\w+)=(\d{4}-\d{2}-\d{2})$")
 
 
 def _visible(path: Path, root: Path) -> bool:
@@ -83,6 +84,12 @@ class BronzeSummary:
     rows: int
     bytes: int
     sessions: list[dt.date]
+    # REST datasets: the date partition column (e.g. `published_date`), its first and last value, and
+    # the rows of each bronze table (fundamentals has two); flat-file datasets use `sessions` instead
+    span_column: str | None = None
+    span_first: dt.date | None = None
+    span_last: dt.date | None = None
+    tables: dict[str, int] = field(default_factory=dict)
 
     @property
     def first(self) -> dt.date | None:
@@ -94,11 +101,36 @@ class BronzeSummary:
 
 
 def summarize(settings: Settings, dataset: str) -> BronzeSummary:
-    """Files, rows (footers), bytes and session partitions of one bronze dataset."""
+    """Files, rows (footers), bytes and session partitions of one bronze dataset; for REST datasets also
+    the span of their date partitions and the rows per table, from folder names and footers only."""
     root = bronze_root(settings, dataset)
     files = parquet_files(root)
-    sessions = list(session_partitions(settings, dataset)) if spec(dataset).kind == "flatfile" else []
-    return BronzeSummary(dataset, len(files), parquet_rows(files), tree_bytes(root), sessions)
+    if spec(dataset).kind == "flatfile":
+        sessions = list(session_partitions(settings, dataset))
+        return BronzeSummary(dataset, len(files), parquet_rows(files), tree_bytes(root), sessions)
+    tables: dict[str, int] = {}
+    columns: dict[str, list[dt.date]] = {}
+    for path in files:
+        parts = path.relative_to(root).parts[:-1]
+        table = "/".join(p for p in parts if "=" not in p) or dataset
+        tables[table] = tables.get(table, 0) + parquet_rows([path])
+        for part in parts:
+            match = DATE_PARTITION_DIR.match(part)
+            if match:
+                columns.setdefault(match.group(1), []).append(dt.date.fromisoformat(match.group(2)))
+    span_column = max(columns, key=lambda c: len(columns[c])) if columns else None
+    dates = columns.get(span_column, []) if span_column else []
+    return BronzeSummary(
+        dataset,
+        len(files),
+        sum(tables.values()),
+        tree_bytes(root),
+        [],
+        span_column=span_column,
+        span_first=min(dates) if dates else None,
+        span_last=max(dates) if dates else None,
+        tables=dict(sorted(tables.items())),
+    )
 
 
 def datasets_on_disk(settings: Settings) -> list[str]:

@@ -26,13 +26,20 @@ class DatasetStatus:
     bytes: int
     last_run_at: str | None
     last_run_result: str | None
+    # REST datasets: which date partition `first`/`last` span, and rows per bronze table
+    span_column: str | None = None
+    tables: dict[str, int] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "dataset": self.dataset,
             "kind": self.kind,
-            "first_session": self.first.isoformat() if self.first else None,
-            "last_session": self.last.isoformat() if self.last else None,
+            "first_session": self.first.isoformat() if self.first and self.kind == "flatfile" else None,
+            "last_session": self.last.isoformat() if self.last and self.kind == "flatfile" else None,
+            "first_date": self.first.isoformat() if self.first else None,
+            "last_date": self.last.isoformat() if self.last else None,
+            "span_column": self.span_column,
+            "tables": self.tables,
             "sessions_present": self.present,
             "sessions_missing": self.missing,
             "files": self.files,
@@ -44,15 +51,23 @@ class DatasetStatus:
 
 
 def run_result(run: dict[str, Any]) -> str:
-    """`ok`/`failed` plus the item counts that explain it, e.g. `failed (2 failed, 5 loaded)`."""
+    """`ok`/`failed` plus the item counts that explain it, e.g. `failed (2 failed, 5 loaded)`.
+
+    A REST run loads one window as one item, so "1 loaded" says nothing there: its loaded items are
+    shown as the rows (and pages) they brought instead, e.g. `ok (126 rows, 3 pages)`."""
     text = str(run.get("status", "unknown"))
-    counts = run.get("counts") or {}
-    if isinstance(counts, dict) and counts:
-        text += (
-            " ("
-            + ", ".join(f"{n} {k}" for k, n in sorted(counts.items(), key=lambda kv: kv[0] != "failed"))
-            + ")"
-        )
+    counts = dict(run.get("counts") or {})
+    parts = [f"{n} {k}" for k, n in sorted(counts.items(), key=lambda kv: kv[0] != "failed")]
+    if run.get("kind") == "rest":
+        loaded = [i for i in run.get("items") or [] if i.get("status") == "loaded"]
+        parts = [f"{n} {k}" for k, n in counts.items() if k != "loaded"]
+        if loaded or not parts:
+            pages = sum(int(i.get("pages") or 0) for i in loaded)
+            parts.append(f"{sum(int(i.get('rows') or 0) for i in loaded):,} rows")
+            if pages:
+                parts.append(f"{pages:,} page{'s' if pages != 1 else ''}")
+    if parts:
+        text += " (" + ", ".join(parts) + ")"
     return text
 
 
@@ -76,12 +91,13 @@ def collect(
                 present = sum(1 for d in expected if d in have)
                 missing = len(expected) - present
             rec = runs.last_run(settings.runs_dir, name)
+            rest = spec(name).kind == "rest"
             out.append(
                 DatasetStatus(
                     dataset=name,
                     kind=spec(name).kind,
-                    first=summary.first,
-                    last=summary.last,
+                    first=summary.span_first if rest else summary.first,
+                    last=summary.span_last if rest else summary.last,
                     present=present,
                     missing=missing,
                     files=summary.files,
@@ -89,6 +105,8 @@ def collect(
                     bytes=summary.bytes,
                     last_run_at=str(rec.get("finished_at") or rec.get("started_at")) if rec else None,
                     last_run_result=run_result(rec) if rec else None,
+                    span_column=summary.span_column,
+                    tables=summary.tables if rest else None,
                 )
             )
             bar.advance(task)
@@ -124,6 +142,7 @@ def status_command(*, show_all: bool = False, json_out: bool = False) -> int:
             "dataset",
             "first",
             "last",
+            "dated by",
             "present",
             "missing",
             "rows",
@@ -143,6 +162,7 @@ def status_command(*, show_all: bool = False, json_out: bool = False) -> int:
                 r.dataset,
                 str(r.first or ""),
                 str(r.last or ""),
+                ("session_date" if r.kind == "flatfile" and r.first else r.span_column) or "",
                 "" if r.present is None else str(r.present),
                 missing,
                 f"{r.rows:,}",
