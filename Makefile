@@ -55,18 +55,18 @@ test-fast: $(STAMP) ## Run the tests not marked slow
 
 .PHONY: lint
 lint: $(STAMP) ## ruff (lint + format check) and sqlfluff on the dbt models
-	$(BIN)/ruff check loaders tests bench
-	$(BIN)/ruff format --check loaders tests bench
+	$(BIN)/ruff check loaders tests bench chaos
+	$(BIN)/ruff format --check loaders tests bench chaos
 	$(BIN)/sqlfluff lint models macros
 
 .PHONY: format
 format: $(STAMP) ## Apply ruff formatting and fixes
-	$(BIN)/ruff check --fix loaders tests bench
-	$(BIN)/ruff format loaders tests bench
+	$(BIN)/ruff check --fix loaders tests bench chaos
+	$(BIN)/ruff format loaders tests bench chaos
 
-.PHONY: bench
+.PHONY: bench chaos
 bench: $(STAMP) ## Run the benchmarks under bench/ and print ratios against in-process baselines
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench chaos
 
 .PHONY: clean
 clean: ## Remove dbt build output (data and .venv are kept)

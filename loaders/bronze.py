@@ -14,6 +14,7 @@ that file into a per-load staging folder (or splits a file gathering several sma
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import shutil
@@ -116,6 +117,85 @@ def swap_in(staged: Path, final: Path, trash_root: Path) -> None:
         shutil.rmtree(trash, ignore_errors=True)
 
 
+# A merge or replace writes every new partition into `.staging/<dataset>/<token>/`, then this plan file,
+# then swaps. The plan is the commit point: a token folder without it is an interrupted write (deleted,
+# bronze untouched); with it, the swaps it lists are finished by whichever run comes next.
+SWAP_PLAN = "_swap_plan.json"
+
+
+def _swap_planned(root: Path, dataset: str, token: str, swaps: list[str], removals: list[str]) -> None:
+    """Commit the plan of one write (atomically), then carry it out."""
+    staging = root / STAGING / dataset / token
+    staging.mkdir(parents=True, exist_ok=True)
+    plan = staging / SWAP_PLAN
+    tmp = plan.with_name(f".{plan.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump({"swaps": swaps, "removals": removals}, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, plan)
+    _carry_out(root, dataset, token, swaps, removals)
+
+
+def _carry_out(root: Path, dataset: str, token: str, swaps: list[str], removals: list[str]) -> None:
+    """Swap in every partition of the plan still in staging; move the removed ones to trash. Idempotent."""
+    staging = root / STAGING / dataset / token
+    trash = root / TRASH / dataset / token
+    base = dataset_dir(root, dataset)
+    for name in swaps:
+        if (staging / name).exists():
+            swap_in(staging / name, base / name, trash)
+    for name in removals:
+        if (base / name).exists():
+            trash.mkdir(parents=True, exist_ok=True)
+            os.rename(base / name, trash / f"{name}.{uuid.uuid4().hex[:12]}")
+
+
+def _drop_token(root: Path, dataset: str, token: str) -> None:
+    shutil.rmtree(root / STAGING / dataset / token, ignore_errors=True)
+    shutil.rmtree(root / TRASH / dataset / token, ignore_errors=True)
+
+
+def repair_swaps(root: Path | str, dataset: str) -> list[str]:
+    """Finish the committed writes of `dataset` a killed process left half-swapped; delete uncommitted ones.
+
+    Run before every write of the dataset (under its ingest lock). A kill between the two renames of a swap
+    leaves the old partition in trash and the new one (old rows + new rows) in staging: the swap is
+    finished, so no row is lost. Returns the tokens it finished. Staging of dlt loads (`load-<id>`, the
+    flat-file path) is left to `commit_staged`.
+    """
+    root = Path(root)
+    finished: list[str] = []
+    staging_root = root / STAGING / dataset
+    tokens = set()
+    if staging_root.is_dir():
+        tokens |= {p.name for p in staging_root.iterdir() if p.is_dir() and not p.name.startswith("load-")}
+    trash_root = root / TRASH / dataset
+    if trash_root.is_dir():
+        tokens |= {p.name for p in trash_root.iterdir() if p.is_dir() and _is_token(p.name)}
+    for token in sorted(tokens):
+        if not _is_token(token):
+            continue  # a nested table's folder (`fundamentals/<table>`), repaired on its own
+        plan_file = staging_root / token / SWAP_PLAN
+        if plan_file.is_file():
+            try:
+                plan = json.loads(plan_file.read_text(encoding="utf-8"))
+            except ValueError:
+                plan = None
+            if plan is not None:
+                _carry_out(root, dataset, token, list(plan["swaps"]), list(plan["removals"]))
+                finished.append(token)
+                log.warning("finished the interrupted bronze write %s of %s", token, dataset)
+        _drop_token(root, dataset, token)
+    return finished
+
+
+def _is_token(name: str) -> bool:
+    """`_new_token()` names: 20261201T155758-a28abb12."""
+    head, _, tail = name.partition("-")
+    return len(head) == 15 and head[8] == "T" and len(tail) == 8
+
+
 def _write_parquet(table: pa.Table, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, path, compression=COMPRESSION, row_group_size=ROW_GROUP_ROWS)
@@ -151,20 +231,18 @@ def replace_partitions(
     Returns rows written per partition folder.
     """
     root = Path(root)
+    repair_swaps(root, dataset)
     token = _new_token()
     staging = root / STAGING / dataset / token
-    trash = root / TRASH / dataset / token
     written: dict[str, int] = {}
     try:
         groups = _group_by_partition(table, partition_column)
         for name, rows in groups.items():
             _write_parquet(rows, staging / name / f"{file_prefix}-0.parquet")
             written[name] = rows.num_rows
-        for name in sorted(groups):
-            swap_in(staging / name, dataset_dir(root, dataset) / name, trash)
+        _swap_planned(root, dataset, token, sorted(groups), [])
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.rmtree(trash, ignore_errors=True)
+        _drop_token(root, dataset, token)
     return written
 
 
@@ -247,6 +325,7 @@ def merge_partitions(
     Schemas are unified (new columns appear as nulls in old rows). Returns rows per rewritten partition.
     """
     root = Path(root)
+    repair_swaps(root, dataset)
     pk = [primary_key] if isinstance(primary_key, str) else list(primary_key)
     if table.num_rows == 0:
         return {}
@@ -282,8 +361,8 @@ def merge_partitions(
 
     token = _new_token()
     staging = root / STAGING / dataset / token
-    trash = root / TRASH / dataset / token
     written: dict[str, int] = {}
+    removed: list[str] = []
     try:
         for name in sorted(affected):
             parts: list[pa.Table] = []
@@ -299,19 +378,14 @@ def merge_partitions(
                 parts.append(new_groups[name])
             merged = pa.concat_tables(parts, promote_options="permissive") if len(parts) > 1 else parts[0]
             if merged.num_rows == 0:
-                trash.mkdir(parents=True, exist_ok=True)
-                if (base / name).exists():
-                    os.rename(base / name, trash / name)
+                removed.append(name)
                 written[name] = 0
                 continue
             _write_parquet(merged, staging / name / f"{file_prefix}-0.parquet")
             written[name] = merged.num_rows
-        for name in sorted(affected):
-            if (staging / name).exists():
-                swap_in(staging / name, base / name, trash)
+        _swap_planned(root, dataset, token, sorted(set(affected) - set(removed)), removed)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.rmtree(trash, ignore_errors=True)
+        _drop_token(root, dataset, token)
     return written
 
 

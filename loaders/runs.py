@@ -13,12 +13,23 @@ Line shape::
 
 Item statuses: `loaded`, `skipped` (already in bronze, same ETag), `failed` (download/HTTP error),
 `rejected` (bad input); REST items may use `page` instead of `date`.
+
+A run is announced when it starts (a line with status `running`, its pid and host) and recorded again
+when it ends; readers keep a run's last line. A `running` line whose process is gone is read as
+`interrupted` (killed, crashed or out of disk before it could finish): `status` shows it and
+`retry-failed` repeats its window until a later run of the dataset finishes.
+
+Each line is written with one `write` under the ledger's lock. A write that fails (disk full) is cut back
+to the file's previous size, and a torn line left by a killed writer is closed with a newline before the
+next line is added, so one failed write never spoils the next record.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import socket
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -77,31 +88,98 @@ class Run:
         return record
 
 
-def start_run(runs_dir: Path, dataset: str, kind: str, args: dict[str, Any]) -> Run:
-    return Run(Path(runs_dir), dataset, kind, args)
+def start_run(runs_dir: Path, dataset: str, kind: str, args: dict[str, Any], *, announce: bool = True) -> Run:
+    """A new run; with `announce` its `running` line is written at once, so a run that never finishes shows."""
+    run = Run(Path(runs_dir), dataset, kind, args)
+    if announce:
+        append(
+            run.runs_dir,
+            dataset,
+            {
+                "run_id": run.run_id,
+                "dataset": dataset,
+                "kind": kind,
+                "started_at": run.started_at,
+                "status": "running",
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "args": args,
+            },
+        )
+    return run
+
+
+def _write_line(path: Path, line: str) -> None:
+    """Append `line` whole or not at all (ENOSPC leaves the file as it was); close a torn last line first."""
+    data = line.encode("utf-8")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        if size:
+            os.lseek(fd, size - 1, os.SEEK_SET)
+            if os.read(fd, 1) != b"\n":
+                data = b"\n" + data
+        try:
+            written = os.write(fd, data)
+            if written != len(data):
+                raise OSError(28, "short write to the run ledger", str(path))
+        except OSError:
+            os.ftruncate(fd, size)
+            raise
+    finally:
+        os.close(fd)
 
 
 def append(runs_dir: Path, dataset: str, record: dict[str, Any]) -> None:
     path = ledger_path(runs_dir, dataset)
     path.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps(record, default=str, separators=(",", ":")) + "\n"
-    with FileLock(str(path) + ".lock"), open(path, "a", encoding="utf-8") as fh:
-        fh.write(line)
+    with FileLock(str(path) + ".lock"):
+        _write_line(path, line)
+
+
+def _alive(record: dict[str, Any]) -> bool:
+    """Whether the process that announced a `running` record still runs (a record from another host: assumed)."""
+    if record.get("host") != socket.gethostname():
+        return True
+    import psutil
+
+    try:
+        proc = psutil.Process(int(record.get("pid", -1)))
+        started = dt.datetime.strptime(record["started_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
+        # a reused pid belongs to a process started after the run
+        return proc.create_time() <= started.timestamp() + 1 and proc.status() != psutil.STATUS_ZOMBIE
+    except (psutil.Error, ValueError, KeyError, TypeError):
+        return False
+
+
+def _settle(record: dict[str, Any]) -> dict[str, Any]:
+    if record.get("status") != "running" or _alive(record):
+        return record
+    return {
+        **record,
+        "status": "interrupted",
+        "error": "the run stopped before it finished (killed, crashed or out of disk); "
+        "the next run of this dataset finishes or redoes its work",
+    }
 
 
 def read_runs(runs_dir: Path, dataset: str | None = None) -> list[dict[str, Any]]:
     """All recorded runs (of one dataset, or of all), oldest first."""
     base = Path(runs_dir)
     paths = [ledger_path(base, dataset)] if dataset else sorted(base.glob("*.jsonl"))
-    runs: list[dict[str, Any]] = []
+    by_id: dict[str, dict[str, Any]] = {}
     for path in paths:
         if not path.exists():
             continue
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
-                runs.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a torn line from a killed writer
+            if isinstance(record, dict):
+                by_id[str(record.get("run_id", len(by_id)))] = record  # a run's last line wins
+    runs = [_settle(r) for r in by_id.values()]
     runs.sort(key=lambda r: r.get("started_at", ""))
     return runs
 
@@ -115,6 +193,18 @@ def outstanding_failures(runs_dir: Path, dataset: str | None = None) -> list[dic
     """Items whose latest recorded attempt failed (a later success clears them), with their dataset."""
     latest: dict[tuple[str, str], dict[str, Any]] = {}
     for run in read_runs(runs_dir, dataset):
+        if run.get("status") == "running":
+            continue
+        if run.get("status") == "interrupted":
+            latest[(run["dataset"], "interrupted")] = {
+                "dataset": run["dataset"],
+                "run_id": run["run_id"],
+                "status": "failed",
+                "key": "interrupted run",
+                "error": run["error"],
+            }
+            continue
+        latest.pop((run["dataset"], "interrupted"), None)  # a finished later run has recovered it
         for item in run.get("items", []):
             ident = item.get("date") or item.get("page") or item.get("key")
             if ident is None:

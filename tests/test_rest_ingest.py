@@ -355,8 +355,10 @@ def test_news_and_reference_data_load_from_the_shared_sandbox(
     }
     assert {r[0] for r in rows(data, "news", "id")} == served
     assert duplicates(data, "tickers", "ticker") == []
-    ledger = (data / "runs" / "news.jsonl").read_text().splitlines()
-    assert len(ledger) == 1 and '"status":"ok"' in ledger[0]
+    from loaders import runs
+
+    recorded = runs.read_runs(data / "runs", "news")  # announced at the start, recorded at the end
+    assert len(recorded) == 1 and recorded[0]["status"] == "ok"
 
 
 def test_a_load_that_bronze_rejects_fails_once_and_does_not_block_later_runs(

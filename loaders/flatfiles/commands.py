@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import shutil
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -27,14 +28,11 @@ from loaders.flatfiles.helpers import (
     make_s3_client,
     session_from_key,
 )
+from loaders.locks import DatasetBusy, dataset_lock
 
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FAILED, EXIT_BUSY = 0, 1, 2
-
-
-class DatasetBusy(Exception):
-    """Another process holds this dataset's ingest lock."""
 
 
 def _pipeline_env(pipeline_name: str) -> None:
@@ -83,11 +81,16 @@ def _pending_load_ids(pipeline: Any) -> set[str]:
 
 
 def recover(pipeline: Any, dataset: ff.FlatFileDataset, settings: Settings) -> list[bronze.CommitResult]:
-    """Finish what a killed run left: load pending dlt packages, then commit every complete staged session."""
-    if pipeline.list_extracted_load_packages():
-        pipeline.normalize()
-    if pipeline.list_normalized_load_packages():
-        pipeline.load()
+    """Finish what a killed run left: end every pending dlt package, then commit every complete staged session.
+
+    A package that had to be aborted leaves its staged sessions without their load: they are not committed
+    (dlt never confirmed them) and the run loads those sessions again, since bronze lacks them.
+    """
+    from loaders.recovery import recover_packages
+
+    report = recover_packages(pipeline)
+    for load_id in report.aborted:
+        shutil.rmtree(bronze._load_dir(settings.bronze_dir, dataset.name, load_id), ignore_errors=True)
     return bronze.commit_staged(
         settings.bronze_dir,
         dataset.name,
@@ -275,7 +278,6 @@ def ingest_command(
     max_concurrent: int,
 ) -> int:
     """Load the sessions of [start, end] into bronze; exit code 1 if any date failed, 2 if the dataset is busy."""
-    from filelock import FileLock, Timeout
     from rich.console import Console
 
     console = Console(stderr=True)
@@ -292,23 +294,20 @@ def ingest_command(
             return EXIT_OK
         console.print(f"[red]end {end} is before start {start}")
         return EXIT_BUSY
-    lock_path = settings.data_dir / "locks" / f"{ds.name}.lock"
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(lock_path))
     try:
-        lock.acquire(timeout=float(os.environ.get("QM_LOCK_WAIT", "0")))
-    except Timeout:
-        console.print(
-            f"[red]another `quantmini ingest -t {ds.name}` is running (lock {lock_path}); "
-            "this run stops without changing anything. Re-run when it has finished."
-        )
+        with dataset_lock(settings.data_dir, ds.name):
+            return _ingest_locked(
+                ds,
+                settings,
+                start,
+                end,
+                incremental=incremental,
+                max_concurrent=max_concurrent,
+                console=console,
+            )
+    except DatasetBusy as exc:
+        console.print(f"[red]{exc}")
         return EXIT_BUSY
-    try:
-        return _ingest_locked(
-            ds, settings, start, end, incremental=incremental, max_concurrent=max_concurrent, console=console
-        )
-    finally:
-        lock.release()
 
 
 def _ingest_locked(

@@ -23,6 +23,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from loaders.locks import DatasetBusy, dataset_lock
 from loaders.rest import settings
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,9 @@ class Outcome:
     rate_limited: int = 0
     seconds: float = 0.0
     error: str | None = None
+    busy: bool = False  # another ingest of the dataset held its lock: nothing was done
+    recovered: str = ""  # what was finished of an interrupted earlier run
+    run: Any = None  # its run-ledger entry, announced when the run starts
 
     @property
     def ok(self) -> bool:
@@ -157,8 +161,13 @@ def run_dataset(
     tickers: Sequence[str] | None = None,
     backfill_years: int | None = None,
     limiter: Any = None,
+    ledger_args: dict[str, Any] | None = None,
 ) -> Outcome:
-    """Load one REST dataset into bronze through its own dlt pipeline."""
+    """Load one REST dataset into bronze through its own dlt pipeline.
+
+    With `ledger_args` the run is announced in the run ledger as soon as it holds the dataset's lock (and
+    recorded by `_record` when it ends), so a run killed half-way shows as interrupted.
+    """
     import dlt
 
     from loaders.config import load_settings, prepare_dlt_environment
@@ -176,7 +185,23 @@ def run_dataset(
     limiter = limiter or RateLimiter(rate_limit if rate_limit is not None else settings.DEFAULT_RATE_LIMIT)
     client: PolygonClient | None = None
     ctx: RunContext | None = None
+    lock = dataset_lock(cfg.data_dir, dataset)
     try:
+        lock.__enter__()
+    except DatasetBusy as exc:
+        outcome.error, outcome.busy = str(exc), True
+        outcome.seconds = time.perf_counter() - started
+        return outcome
+    try:
+        if ledger_args is not None:
+            from loaders import runs
+
+            try:
+                outcome.run = runs.start_run(
+                    cfg.runs_dir, dataset, "rest", {**ledger_args, "pipeline": spec.pipeline}
+                )
+            except OSError as exc:
+                console.print(f"[yellow]warning:[/yellow] run ledger not written: {exc}")
         client = PolygonClient(
             cfg.api_url,
             cfg.api_key.reveal(),
@@ -190,6 +215,7 @@ def run_dataset(
             dataset_name=dataset,
             pipelines_dir=str(cfg.pipelines_dir / "pipelines"),
         )
+        outcome.recovered = _recover(pipeline, spec, cfg.bronze_dir)
         explicit_end = end
         last_day = end or _today()
         first_day = start
@@ -244,7 +270,28 @@ def run_dataset(
             outcome.rate_limited = client.rate_limited
             client.close()
         outcome.seconds = time.perf_counter() - started
+        lock.__exit__(None, None, None)
     return outcome
+
+
+def _recover(pipeline: Any, spec: settings.Dataset, bronze_root: Path) -> str:
+    """Finish what a killed run of this dataset left: half-swapped bronze writes, then pending dlt packages.
+
+    Without this, `pipeline.run` would load the pending packages and return without extracting anything
+    new, and a package stuck in normalize would fail every later run.
+    """
+    from loaders import bronze
+    from loaders.recovery import recover_packages
+    from loaders.rest.destination import table_dir
+
+    repaired = sum(len(bronze.repair_swaps(bronze_root, table_dir(spec, t))) for t in spec.tables)
+    report = recover_packages(pipeline)
+    notes = [f"{repaired} interrupted bronze write(s) finished"] if repaired else []
+    if report.acted:
+        notes.append(report.describe())
+    if report.errors:
+        notes.append("; ".join(report.errors))
+    return "; ".join(notes)
 
 
 def _resource_name(dataset: str) -> str:
@@ -296,7 +343,12 @@ def _record(outcomes: Sequence[Outcome], args: dict[str, Any]) -> None:
 
     runs_dir = load_settings().runs_dir
     for o in outcomes:
-        run = runs.start_run(runs_dir, o.dataset, "rest", {**args, "pipeline": o.pipeline, "mode": o.mode})
+        if o.busy:
+            continue  # nothing was attempted: the other run records its own outcome
+        run = o.run or runs.start_run(
+            runs_dir, o.dataset, "rest", {**args, "pipeline": o.pipeline}, announce=False
+        )
+        run.args = {**run.args, "mode": o.mode}
         status = "loaded" if o.ok else "failed"
         run.add(
             status,
@@ -348,6 +400,13 @@ def ingest_command(
     from loaders.rest.helpers import RateLimiter
 
     limiter = RateLimiter(rate_limit if rate_limit is not None else settings.DEFAULT_RATE_LIMIT)
+    ledger_args = {
+        "start": start.isoformat() if start else None,
+        "end": end.isoformat() if end else None,
+        "incremental": incremental,
+        "tickers_file": str(tickers_file) if tickers_file else None,
+        "backfill_years": backfill_years,
+    }
     outcomes = [
         run_dataset(
             name,
@@ -359,6 +418,7 @@ def ingest_command(
             tickers=tickers,
             backfill_years=backfill_years,
             limiter=limiter,
+            ledger_args=ledger_args,
         )
         for name in datasets
     ]
@@ -367,16 +427,12 @@ def ingest_command(
         if not o.ok:
             console.print(f"[red]{o.dataset} ({o.pipeline}) failed:[/red] {o.error}", highlight=False)
     try:
-        _record(
-            outcomes,
-            {
-                "start": start.isoformat() if start else None,
-                "end": end.isoformat() if end else None,
-                "incremental": incremental,
-                "tickers_file": str(tickers_file) if tickers_file else None,
-                "backfill_years": backfill_years,
-            },
-        )
+        _record(outcomes, ledger_args)
     except OSError as exc:
         console.print(f"[yellow]warning:[/yellow] run ledger not written: {exc}")
-    return 0 if all(o.ok for o in outcomes) else 1
+    for o in outcomes:
+        if o.recovered:
+            console.print(f"{o.dataset}: finished an interrupted run: {o.recovered}", highlight=False)
+    if all(o.ok for o in outcomes):
+        return 0
+    return 2 if all(o.busy for o in outcomes if not o.ok) else 1
