@@ -33,6 +33,7 @@ from loaders.gold.exporter import (
     DEFAULT_FEATURES,
     daily_query,
     export_duckdb_file,
+    field_sql,
     find_relation,
 )
 from loaders.gold.symbols import feature_dir_name, to_qlib_symbol
@@ -46,7 +47,8 @@ def baseline_dump_all(db: Path, root: Path, features: tuple[str, ...]) -> None:
     """Qlib ``dump_all``'s per-symbol reindex-and-tofile, fed from the silver table instead of CSV files."""
     fields = [*DAILY_FIELDS, *features]
     columns = ", ".join(
-        f'"{c}" as "{f}"' for f, c in zip(fields, [*DAILY_FIELDS.values(), *features], strict=True)
+        f'{field_sql(f, c)} as "{f}"'
+        for f, c in zip(fields, [*DAILY_FIELDS.values(), *features], strict=True)
     )
     con = duckdb.connect(str(db), read_only=True)
     df = con.execute(

@@ -85,6 +85,23 @@ def _run_qlib(gold: Path) -> int:
     return done.returncode
 
 
+def _run_backtest(gold: Path, summary: list[str]) -> int:
+    """Qlib's TopkDropout backtest on gold in a fresh interpreter; keeps its one-line summary."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "loaders.gold.backtest", str(gold), "--deal-price", "vwap"],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        console.print(done.stderr[-2000:], markup=False)
+    else:
+        summary.append(done.stdout.strip().splitlines()[-1])
+    return done.returncode
+
+
 def run_demo(keep_data: bool = False) -> int:
     from loaders import calendar
     from loaders.config import load_settings
@@ -198,12 +215,22 @@ def run_demo(keep_data: bool = False) -> int:
     console.print(f"Gold:    {gold}")
     console.print("Read the gold layer with Qlib:")
     console.print(_qlib_snippet(gold), markup=False)
+    backtest: list[str] = []
     if (gold / "calendars" / "day.txt").exists():
         results.append(
             _step("read gold with Qlib", "python -c '<the snippet above>'", lambda: _run_qlib(gold))
+        )
+        results.append(
+            _step(
+                "backtest on gold",
+                f"python -m loaders.gold.backtest {gold} --deal-price vwap",
+                lambda: _run_backtest(gold, backtest),
+            )
         )
     failed = [title for title, code, _ in results if code != 0]
     if failed:
         console.print(f"[red]Failed steps: {', '.join(failed)}[/red]")
         return 1
+    for line in backtest:
+        console.print(line, markup=False)
     return 0

@@ -33,3 +33,6 @@ def test_demo_runs_every_layer_and_validates(tmp_path: Path) -> None:
     assert "validate every layer: exit 0" in out
     assert "read gold with Qlib: exit 0" in out
     assert "$close" in out and "$factor" in out
+    # the demo ends with a Qlib backtest on gold, summarised in one line
+    assert "backtest on gold: exit 0" in out
+    assert "Backtest TopkDropout" in out and "annualized return" in out

@@ -33,7 +33,7 @@ MINUTE_RELATION = "stg_polygon__stocks_minute"
 DAY_INSTRUMENTS = "all"
 MINUTE_INSTRUMENTS = "all_1min"
 
-#: Qlib field -> column of fct_stock_features_daily
+#: Qlib field -> column of fct_stock_features_daily it is read from
 DAILY_FIELDS: dict[str, str] = {
     "open": "adj_open",
     "high": "adj_high",
@@ -43,6 +43,13 @@ DAILY_FIELDS: dict[str, str] = {
     "vwap": "adj_vwap",
     "factor": "adj_factor",
     "change": "change",
+    "vwap_minute": "vwap_source",
+}
+#: fields whose value is computed from their column rather than copied: ``$vwap_minute`` is 1 where
+#: ``$vwap`` is the VWAP of the session's minute bars, 0 where it is the (high + low + close) / 3
+#: fallback of the day bar (Qlib fields are numbers, so the source is a code)
+FIELD_EXPRESSIONS: dict[str, str] = {
+    "vwap_minute": "case vwap_source when 'minute_bars' then 1 when 'daily_typical_price' then 0 end",
 }
 MINUTE_FIELDS: tuple[str, ...] = ("open", "high", "low", "close", "volume", "factor")
 DEFAULT_FEATURES: tuple[str, ...] = ("return_1d", "rsi_14")
@@ -149,10 +156,15 @@ def _fetch(con: duckdb.DuckDBPyConnection, sql: str, label: str) -> pa.Table:
         raise ExportError(f"{label}: {exc}") from exc
 
 
+def field_sql(field: str, column: str) -> str:
+    """The SQL expression a field's values come from (its column, or the expression computing it)."""
+    return FIELD_EXPRESSIONS.get(field, f'"{column}"')
+
+
 def daily_query(relation: str, features: Sequence[str]) -> str:
-    """The one query a daily export reads silver with: ticker, session date and the field columns."""
-    quoted = [f'"{c}"' for c in (*DAILY_FIELDS.values(), *features)]
-    select = ", ".join(f"{_numeric(q)} as {q}" for q in quoted)
+    """The one query a daily export reads silver with: ticker, session date and one column per field."""
+    pairs = [*DAILY_FIELDS.items(), *((f, f) for f in features)]
+    select = ", ".join(f'{_numeric(field_sql(f, c))} as "{f}"' for f, c in pairs)
     return f"select ticker, session_date, {select} from {relation}"
 
 
@@ -162,8 +174,7 @@ def read_daily(
     """Daily rows as a block on the NYSE calendar spanning the first to the last silver session."""
     label = f"{DAILY_RELATION} ({relation})"
     fields = (*DAILY_FIELDS, *features)
-    columns = [*DAILY_FIELDS.values(), *features]
-    _require(con, relation, label, ["ticker", "session_date", *columns])
+    _require(con, relation, label, ["ticker", "session_date", *DAILY_FIELDS.values(), *features])
     table = _fetch(con, daily_query(relation, features), label)
     if table.num_rows == 0:
         return None
@@ -177,7 +188,7 @@ def read_daily(
     first = np.datetime64(int(keys.min()), "D").item()
     last = np.datetime64(int(keys.max()), "D").item()
     calendar = day_calendar(first, last)
-    block = make_block(_tickers(table, label), keys, _matrix(table, columns), fields, calendar, label)
+    block = make_block(_tickers(table, label), keys, _matrix(table, fields), fields, calendar, label)
     return block, calendar
 
 

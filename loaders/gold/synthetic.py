@@ -98,7 +98,7 @@ def daily_table(
         "session_date": pa.array(np.concatenate(cols["d"]), pa.date32()),
         **{k: pa.array(v) for k, v in raw.items()},
         "volume": pa.array(volume),
-        "vwap_source": pa.array(np.full(t.size, "estimated_hlc3", dtype=object), pa.string()),
+        "vwap_source": pa.array(np.full(t.size, "daily_typical_price", dtype=object), pa.string()),
         "adj_factor": pa.array(factor),
         "adj_open": pa.array(adj_open),
         "adj_high": pa.array(adj_high),
