@@ -50,7 +50,10 @@ def lake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for i, t in enumerate(TICKERS):
         folder = gold / "features" / feature_dir_name(to_qlib_symbol(t))
         folder.mkdir(parents=True)
-        np.array([0] + [10.5 + i] * len(DAYS), dtype="<f4").tofile(folder / "close.day.bin")
+        for name, value in (("open", 10.5 + i), ("high", 11 + i), ("low", 10 + i), ("close", 10.5 + i)):
+            np.array([0] + [value] * len(DAYS), dtype="<f4").tofile(folder / f"{name}.day.bin")
+        np.array([0] + [1000.0] * len(DAYS), dtype="<f4").tofile(folder / "volume.day.bin")
+        np.array([0] + [1.0] * len(DAYS), dtype="<f4").tofile(folder / "factor.day.bin")
     return tmp_path
 
 
@@ -326,3 +329,72 @@ def test_status_shows_rest_spans_rows_per_table_and_the_rows_a_run_loaded(
 
 
 DAYS_REST = (dt.date(2025, 1, 2), dt.date(2025, 2, 28))
+
+
+def _write_field(lake: Path, ticker: str, name: str, values: list[float]) -> None:
+    folder = lake / "gold" / "qlib" / "features" / feature_dir_name(to_qlib_symbol(ticker))
+    np.array([0, *values], dtype="<f4").tofile(folder / f"{name}.day.bin")
+
+
+def test_gold_health_names_ticker_and_session_with_documented_severity(lake: Path) -> None:
+    n = len(DAYS)
+    # AAPL: a partial row (no volume on DAYS[5]) and a non-positive factor on DAYS[6]
+    volume = [1000.0] * n
+    volume[5] = float("nan")
+    _write_field(lake, "AAPL", "volume", volume)
+    factor = [1.0] * n
+    factor[6] = 0.0
+    _write_field(lake, "AAPL", "factor", factor)
+    # BRK.B: the raw close doubles on DAYS[10] with no factor change (warning), and a volume spike on DAYS[30]
+    close = [20.0] * 10 + [40.0] * (n - 10)
+    for name in ("open", "high", "low", "close"):
+        _write_field(lake, "BRK.B", name, close)
+    volume = [1000.0 + (i % 7) for i in range(n)]
+    volume[30] = 50_000.0
+    _write_field(lake, "BRK.B", "volume", volume)
+    # KIMpL: a 2-for-1 split on DAYS[12] explained by the factor (no finding), then a factor step on
+    # DAYS[20] with no raw move: the adjustment made a jump (error)
+    raw = [30.0] * 12 + [15.0] * (n - 12)
+    factor = [0.5] * 12 + [1.0] * (n - 12)
+    factor[20:] = [3.0] * (n - 20)
+    factor = [f / factor[-1] for f in factor]
+    for name in ("open", "high", "low", "close"):
+        _write_field(lake, "KIMpL", name, [r * f for r, f in zip(raw, factor, strict=True)])
+    _write_field(lake, "KIMpL", "factor", factor)
+    # CON: no factor file at all
+    (lake / "gold" / "qlib" / "features" / feature_dir_name("CON") / "factor.day.bin").unlink()
+
+    checks = ("partial_row", "bad_factor", "price_jump", "volume_spike", "adjustment_jump", "missing_field")
+    problems = [p for p in _problems(lake) if p.message.startswith(checks)]  # gold-vs-silver checks aside
+    got = {(p.severity, p.where, p.message.split(":")[0]) for p in problems}
+    assert got == {
+        ("error", f"AAPL {DAYS[5]}", "partial_row"),
+        ("error", f"AAPL {DAYS[6]}", "bad_factor"),
+        ("warning", f"BRK.B {DAYS[10]}", "price_jump"),
+        ("warning", f"BRK.B {DAYS[30]}", "volume_spike"),
+        ("error", f"KIMpL {DAYS[20]}", "adjustment_jump"),
+        ("error", "CON", "missing_field"),
+    }, problems
+    assert validate.validate_command(json_path=lake / "v.json") == 1
+    saved = json.loads((lake / "v.json").read_text())
+    assert {p["severity"] for p in saved["problems"]} == {"error", "warning"}
+
+
+def test_gold_health_warnings_alone_do_not_fail_validation(lake: Path) -> None:
+    n = len(DAYS)
+    close = [20.0] * 10 + [9.0] * (n - 10)  # a -55 % move, no corporate action
+    for name in ("open", "high", "low", "close"):
+        _write_field(lake, "AAPL", name, close)
+    import duckdb
+
+    con = duckdb.connect(str(lake / "quantmini.duckdb"))
+    con.execute(
+        "update main_marts.fct_stock_features_daily set adj_close = case when session_date >= ? "
+        "then 9.0 else 20.0 end where ticker = 'AAPL'",
+        [DAYS[10]],
+    )
+    con.close()
+    problems = _problems(lake)
+    assert [(p.severity, p.where) for p in problems] == [("warning", f"AAPL {DAYS[10]}")]
+    assert "no split or dividend" in problems[0].message
+    assert validate.validate_command() == 0

@@ -171,8 +171,9 @@ def run_refresh(
             # daily: the partitions this refresh (or anything since the last validation) changed;
             # weekly: all history
             report = run_validate(settings, silver=build, gold=build, deep=mode == "weekly")
-            first = report.problems[0] if report.problems else None
-            detail = f"{len(report.problems)} problem(s)" + (
+            ranked = report.errors + report.warnings
+            first = ranked[0] if ranked else None
+            detail = f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)" + (
                 f", first: {first.where}: {first.message}" if first else ""
             )
             return report.ok, detail, None

@@ -46,9 +46,16 @@ class Problem:
     dataset: str
     where: str  # file, session or relation the problem is about
     message: str
+    severity: str = "error"  # error (exit 1) | warning (reported, exit code unchanged)
 
     def to_json(self) -> dict[str, str]:
-        return {"layer": self.layer, "dataset": self.dataset, "where": self.where, "message": self.message}
+        return {
+            "layer": self.layer,
+            "dataset": self.dataset,
+            "where": self.where,
+            "message": self.message,
+            "severity": self.severity,
+        }
 
 
 @dataclass(frozen=True)
@@ -70,12 +77,21 @@ class Report:
     #: dataset -> what to record as validated if the dataset turns out clean
     fingerprints: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def add(self, layer: str, dataset: str, where: str, message: str) -> None:
-        self.problems.append(Problem(layer, dataset, where, message))
+    def add(self, layer: str, dataset: str, where: str, message: str, severity: str = "error") -> None:
+        self.problems.append(Problem(layer, dataset, where, message, severity))
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        """No errors (warnings do not fail a validation)."""
+        return not self.errors
 
 
 def _rel(settings: Settings, path: Path) -> str:
@@ -531,6 +547,37 @@ def check_gold_minute(settings: Settings, report: Report) -> None:
         )
 
 
+def check_gold_health(settings: Settings, report: Report) -> None:
+    """Qlib-style health checks on the daily provider (loaders/ops/health.py states the severity rule)."""
+    from loaders.ops import health
+
+    root = settings.gold_dir
+    if not (root / "calendars" / "day.txt").exists() or not (root / "instruments" / "all.txt").exists():
+        return
+    try:
+        findings = health.check_provider(root)
+    except (OSError, ValueError) as exc:
+        report.add("gold", "stocks_daily", _rel(settings, root), f"health checks cannot read gold: {exc}")
+        return
+    report.checked.append(f"gold health: {len(findings)} finding(s)")
+    by_check: dict[str, list[health.Finding]] = {}
+    for finding in findings:
+        by_check.setdefault(finding.check, []).append(finding)
+    for check, items in sorted(by_check.items()):
+        for f in items[: health.MAX_LISTED]:
+            where = f"{f.ticker} {f.session}".strip()
+            report.add("gold", "stocks_daily", where, f"{check}: {f.message}", f.severity)
+        if len(items) > health.MAX_LISTED:
+            rest = items[health.MAX_LISTED :]
+            report.add(
+                "gold",
+                "stocks_daily",
+                f"{len(rest)} more",
+                f"{check}: {len(rest)} more, e.g. {rest[0].ticker} {rest[0].session}",
+                rest[0].severity,
+            )
+
+
 # ---- command ------------------------------------------------------------------------------------------
 
 
@@ -553,7 +600,7 @@ def _save_state(settings: Settings, report: Report, names: list[str]) -> None:
     """Record the datasets that validated clean; a dataset with a problem keeps its old record, so the
     partitions that caused it are checked again next time."""
     state = _load_state(settings)
-    bad = {p.dataset for p in report.problems}
+    bad = {p.dataset for p in report.errors}  # warnings (e.g. a real price jump) stay warnings
     if "*" in bad:
         return
     for name in names:
@@ -593,6 +640,7 @@ def validate(
         scope = report.scopes.get("stocks_daily")
         check_gold(settings, report, sorted(scope.sessions) if scope else None)
     if gold:
+        check_gold_health(settings, report)
         check_gold_minute(settings, report)
     if silver and gold:
         _save_state(settings, report, names)
@@ -607,7 +655,7 @@ def validate_command(
     deep: bool = False,
     json_path: Path | None = None,
 ) -> int:
-    """Exit 0 when clean, 1 when a problem was found."""
+    """Exit 0 when clean or only warnings were found, 1 when an error was found."""
     from rich.console import Console
     from rich.table import Table
 
@@ -629,13 +677,16 @@ def validate_command(
             )
             + "\n"
         )
-    if report.ok:
+    if not report.problems:
         console.print("[green]validate: no problems found[/green]")
         return 0
-    table = Table(title=f"validate: {len(report.problems)} problem(s)")
-    for col in ("layer", "dataset", "where", "problem"):
+    table = Table(title=f"validate: {len(report.errors)} error(s), {len(report.warnings)} warning(s)")
+    for col in ("severity", "layer", "dataset", "where", "problem"):
         table.add_column(col, overflow="fold")
     for p in report.problems:
-        table.add_row(p.layer, p.dataset, p.where, p.message)
+        table.add_row(p.severity, p.layer, p.dataset, p.where, p.message)
     console.print(table)
+    if report.ok:
+        console.print("[yellow]validate: warnings only, no errors[/yellow]")
+        return 0
     return 1
