@@ -377,3 +377,30 @@ def test_a_load_that_bronze_rejects_fails_once_and_does_not_block_later_runs(
     monkeypatch.setattr(bronze, "merge_partitions", real_merge)
     ingest("splits", START)
     assert rows(data_dir, "splits", "count(*)")[0][0] > 0
+
+
+def test_dateless_options_contracts_load_the_expired_contracts_the_option_bars_need(
+    server: Server, data_dir: Path
+) -> None:
+    """`ingest -t options_contracts` with no dates (what bulk and refresh weekly run) must also list the
+    expired contracts: a bar of an expired contract with no reference row maps to no underlying."""
+    market = server.market
+    sessions = [d for d in market.sessions if d <= market.today]
+    import pyarrow.parquet as pq
+
+    for day in sessions:  # the option bars in bronze (their ticker column and session folders)
+        folder = data_dir / "bronze" / "options_daily" / f"session_date={day}"
+        folder.mkdir(parents=True)
+        pq.write_table(market.option_day_aggs(day), folder / "part-0.parquet")
+    traded = {t for day in sessions for t in market.option_day_aggs(day).column("ticker").to_pylist()}
+    expired = {
+        t for t in traded if dt.date(2000 + int(t[-15:-13]), int(t[-13:-11]), int(t[-11:-9])) < market.today
+    }
+    assert expired, "the sandbox should have contracts that traded and expired in this range"
+
+    ingest("options_contracts")
+    loaded = rows(data_dir, "options_contracts", "ticker, expiration_date")
+    assert traded <= {t for t, _ in loaded}, sorted(traded - {t for t, _ in loaded})[:5]
+    # the next dateless run (a weekly refresh) lists expirations from the newest one loaded, not all history
+    newest_expired = max(e for _, e in loaded if e < market.today)
+    assert commands.expired_contracts_since(data_dir / "bronze", market.today) == newest_expired

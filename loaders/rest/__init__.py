@@ -43,6 +43,11 @@ class RunContext:
     tickers: Sequence[str] | None = None
     max_concurrent: int = 4
     snapshot_date: dt.date = field(default_factory=lambda: dt.datetime.now(dt.UTC).date())
+    # options_contracts without -s/-e: expired contracts are listed from this expiration date on, and
+    # contracts of the option bars in this bronze dir (since that date) still without a reference row
+    # are looked up one by one
+    expired_since: dt.date | None = None
+    bronze_dir: Path | None = None
     rows: dict[str, int] = field(default_factory=dict)
     pages: int = 0
     resumed_pages: int = 0
@@ -380,11 +385,14 @@ def ticker_events(ctx: RunContext, universe: Sequence[str]) -> Iterator[Any]:
 
 @dlt.resource(name="options_contracts", write_disposition="merge", primary_key="ticker")
 def options_contracts(ctx: RunContext) -> Iterator[Any]:
-    """Contracts listed now plus those that expired within -s/-e."""
+    """Contracts listed now plus expired ones: those that expired within -s/-e, or without dates those
+    that expired on or after `ctx.expired_since` (the option bars' first session; see run_dataset)."""
     endpoint = settings.OPTIONS_CONTRACTS
     base = _base_params(endpoint)
     listings: list[dict[str, Any]] = [{**base, "expired": "false"}]
-    if ctx.start is not None or ctx.end is not None:
+    if ctx.start is None and ctx.end is None and ctx.expired_since is not None:
+        listings.append({**base, "expired": "true", "expiration_date.gte": ctx.expired_since.isoformat()})
+    elif ctx.start is not None or ctx.end is not None:
         expired: dict[str, Any] = {**base, "expired": "true"}
         if ctx.start is not None:
             expired["expiration_date.gte"] = ctx.start.isoformat()
@@ -394,7 +402,68 @@ def options_contracts(ctx: RunContext) -> Iterator[Any]:
     jobs = [
         job for params in listings for job in _ticker_jobs(ctx, endpoint, params, parsing.options_contracts)
     ]
-    yield from _emit(ctx, "options_contracts", _fan_out(ctx, "options_contracts", jobs))
+    seen: set[str] = set()
+
+    def tracked(pages: Iterable[Parsed]) -> Iterator[Parsed]:
+        for page in pages:
+            for table in page.values():
+                seen.update(table.column("ticker").to_pylist())
+            yield page
+
+    yield from _emit(ctx, "options_contracts", tracked(_fan_out(ctx, "options_contracts", jobs)))
+    if ctx.bronze_dir is None or ctx.tickers:
+        return
+    # a contract renamed by an adjustment (XYZ -> XYZ1 after a split) is in no listing under its old
+    # ticker: ask for each such contract as of its last bar
+    missing = unreferenced_contracts(ctx.bronze_dir, seen, ctx.expired_since or ctx.start)
+    single = settings.OPTIONS_CONTRACT
+    lookups = [
+        (
+            single.path.format(ticker=ticker),
+            {"as_of": last.isoformat()},
+            lambda r: parsing.options_contracts(r if isinstance(r, list) else [r] if r else []),
+        )
+        for ticker, last in sorted(missing.items())
+    ]
+    if lookups:
+        yield from _emit(
+            ctx, "options_contracts", _fan_out(ctx, "options_contracts", lookups, missing_ok=True)
+        )
+
+
+def unreferenced_contracts(bronze_dir: Path, known: set[str], since: dt.date | None) -> dict[str, dt.date]:
+    """Contract tickers of the bronze option bars (sessions from `since` on) with no reference row in
+    bronze or in `known`, each with the last session it traded."""
+    import duckdb
+
+    bars = [
+        (bronze_dir / name).as_posix() + "/*/*.parquet"
+        for name in ("options_daily", "options_minute")
+        if any((bronze_dir / name).glob("*/*.parquet"))
+    ]
+    if not bars:
+        return {}
+    where = f"where session_date >= date '{since.isoformat()}'" if since else ""
+    con = duckdb.connect()
+    try:
+        sources = " union all ".join(
+            f"select ticker, session_date from read_parquet('{glob}', hive_partitioning = true)"
+            for glob in bars
+        )
+        last = dict(
+            con.execute(
+                f"select ticker, max(session_date) from ({sources}) {where} group by ticker"
+            ).fetchall()
+        )
+        contracts = bronze_dir / "options_contracts"
+        if last and any(contracts.glob("**/*.parquet")):
+            glob = (contracts.as_posix()) + "/**/*.parquet"
+            known = known | {
+                r[0] for r in con.execute(f"select distinct ticker from read_parquet('{glob}')").fetchall()
+            }
+    finally:
+        con.close()
+    return {ticker: day for ticker, day in last.items() if ticker not in known}
 
 
 @dlt.resource(name="market_holidays", write_disposition="merge", primary_key=("exchange", "date"))

@@ -150,6 +150,40 @@ def _universe(ctx: Any, settings_: Any) -> list[str]:
     return names
 
 
+def _partition_dates(folder: Path, column: str) -> list[dt.date]:
+    out = []
+    if folder.is_dir():
+        for child in folder.iterdir():
+            name, _, value = child.name.partition("=")
+            if name == column and any(child.glob("*.parquet")):
+                try:
+                    out.append(dt.date.fromisoformat(value))
+                except ValueError:
+                    continue
+    return sorted(out)
+
+
+def expired_contracts_since(bronze_dir: Path, today: dt.date) -> dt.date:
+    """Where a dateless options_contracts load starts listing expired contracts.
+
+    The option bars in bronze need the contracts that expired on or after their first session (a bar's
+    contract expires on or after the bar). Without option bars yet, the default history start. When
+    bronze already holds expired contracts from then on (an earlier dateless load), only the expirations
+    since the newest one loaded are listed again, so a weekly refresh lists a week of expirations, not
+    the whole history (a gap left by a failed run is filled with `-s/-e`).
+    """
+    bars = [
+        day
+        for dataset in ("options_daily", "options_minute")
+        for day in _partition_dates(bronze_dir / dataset, "session_date")[:1]
+    ]
+    needed = min(bars) if bars else settings.default_start(today)
+    loaded = [
+        d for d in _partition_dates(bronze_dir / "options_contracts", "expiration_date") if needed <= d < today
+    ]
+    return loaded[-1] if loaded else needed
+
+
 def run_dataset(
     dataset: str,
     start: dt.date | None,
@@ -229,6 +263,12 @@ def run_dataset(
             end=explicit_end if spec.dated else None,
             tickers=tickers,
             max_concurrent=max_concurrent,
+            expired_since=(
+                expired_contracts_since(cfg.bronze_dir, last_day)
+                if dataset == "options_contracts" and first_day is None and explicit_end is None
+                else None
+            ),
+            bronze_dir=cfg.bronze_dir if dataset == "options_contracts" else None,
         )
         cursor = None
         outcome.mode = "reference"

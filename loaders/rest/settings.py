@@ -74,6 +74,7 @@ TICKER_EVENTS = Endpoint("/vX/reference/tickers/{ticker}/events", limit=0, per_t
 OPTIONS_CONTRACTS = Endpoint(
     "/v3/reference/options/contracts", limit=1000, per_ticker_param="underlying_ticker"
 )
+OPTIONS_CONTRACT = Endpoint("/v3/reference/options/contracts/{ticker}", limit=0, per_ticker_param=None)
 MARKET_HOLIDAYS = Endpoint("/v1/marketstatus/upcoming", limit=0, per_ticker_param=None)
 
 DATASETS: dict[str, Dataset] = {
