@@ -179,7 +179,9 @@ def expired_contracts_since(bronze_dir: Path, today: dt.date) -> dt.date:
     ]
     needed = min(bars) if bars else settings.default_start(today)
     loaded = [
-        d for d in _partition_dates(bronze_dir / "options_contracts", "expiration_date") if needed <= d < today
+        d
+        for d in _partition_dates(bronze_dir / "options_contracts", "expiration_date")
+        if needed <= d < today
     ]
     return loaded[-1] if loaded else needed
 
