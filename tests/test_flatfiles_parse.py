@@ -98,7 +98,7 @@ def test_a_day_bar_later_on_the_session_day_is_accepted(tmp_path: Path) -> None:
 
 
 def test_minute_files_stream_in_bounded_batches(tmp_path: Path) -> None:
-    lines = [f"T{i % 7},{i},1,1,1,1,{MIDNIGHT_ET + (i % 900) * 60 * 10**9},1" for i in range(20_000)]
+    lines = [f"T{i % 7},{i},1,1,1,1,{MIDNIGHT_ET + i * 10**9},1" for i in range(20_000)]  # one bar a second
     path = _write(tmp_path, lines)
     sizes = [t.num_rows for t in read_flatfile(path, KEY, "e", "l", block_size=64 << 10, batch_rows=4_000)]
     assert sum(sizes) == 20_000
@@ -238,3 +238,71 @@ def test_configuration_errors_are_not_retried_but_network_errors_are():
     assert is_transient(EndpointConnectionError(endpoint_url="http://127.0.0.1:1"))
     assert is_transient(ConnectTimeoutError(endpoint_url="http://127.0.0.1:1"))
     assert is_transient(ReadTimeoutError(endpoint_url="http://127.0.0.1:1"))
+
+
+# --------------------------------------------------------------------------------------------------- bad rows
+# The bronze row contract (docs/ingestion.md, "Bad rows"): a file with one violating row is rejected whole,
+# with its line and field, so nothing wrong reaches silver and the session's bronze stays as it was.
+BAD_ROWS = [
+    ("X,-5,1,1,1,1,1680033600000000000,1", "volume", "volume -5.0 is negative"),
+    ("X,5,0,1,1,1,1680033600000000000,1", "open", "price 0.0 is not positive"),
+    ("X,5,1,-1,1,1,1680033600000000000,1", "close", "price -1.0 is not positive"),
+    ("X,5,1,1,1,1,1680033600000000000,-2", "transactions", "transactions -2 is negative"),
+    ("X,5,1.5,1.5,1,2,1680033600000000000,1", "high", "high 1.0 is below low 2.0"),
+    ("X,5,3,1,2,1,1680033600000000000,1", "high", "high 2.0 is below open 3.0 or close 1.0"),
+    ("X,5,2,3,4,2.5,1680033600000000000,1", "low", "low 2.5 is above open 2.0 or close 3.0"),
+    (
+        SAMPLE[0],
+        "window_start",
+        "ticker 'BCC' at window_start 1680033600000000000 repeats line 2 with the same values",
+    ),
+    (
+        SAMPLE[1].replace(",9971", ",9972"),
+        "window_start",
+        "ticker 'CLDX' at window_start 1680033600000000000 repeats line 3 with different transactions",
+    ),
+]
+
+
+@pytest.mark.parametrize(("row", "field", "message"), BAD_ROWS)
+def test_a_row_breaking_the_bronze_contract_rejects_the_file_naming_line_and_field(
+    tmp_path: Path, row: str, field: str, message: str
+) -> None:
+    error = _error(_write(tmp_path, [*SAMPLE, row]))
+    assert (error.line, error.field) == (5, field)
+    assert message in str(error)
+
+
+def test_the_earliest_bad_row_is_the_one_reported(tmp_path: Path) -> None:
+    rows = [*SAMPLE, "X,5,2,3,4,2.5,1680033600000000000,1", "Y,-5,1,1,1,1,1680033600000000000,1"]
+    assert (_error(_write(tmp_path, rows)).line, _error(_write(tmp_path, rows)).field) == (5, "low")
+
+
+def test_a_repeated_bar_in_a_later_batch_is_found(tmp_path: Path) -> None:
+    rows = [f"T{i % 5},1,1,1,1,1,{MIDNIGHT_ET + i * 10**9},1" for i in range(3000)]
+    rows.append(rows[10])
+    with pytest.raises(FlatFileError) as info:
+        _load(_write(tmp_path, rows), block_size=16 << 10, batch_rows=500)
+    assert info.value.line == 3002 and "repeats line 12" in str(info.value)
+
+
+def test_invalid_utf8_names_line_byte_and_field(tmp_path: Path) -> None:
+    path = tmp_path / "f.csv.gz"
+    body = "\n".join([HEADER, *SAMPLE]).encode() + b"\nB\xffC,1,1,1,1,1,1680033600000000000,1\n"
+    path.write_bytes(gzip.compress(body))
+    error = _error(path)
+    assert (error.line, error.field) == (5, "ticker")
+    assert "invalid UTF-8: byte 2 of the line is 0xff" in str(error)
+
+
+def test_valid_utf8_in_a_ticker_is_kept(tmp_path: Path) -> None:
+    assert _load(_write(tmp_path, ["BCÉ,1,1,1,1,1,1680033600000000000,1"])).column("ticker").to_pylist() == [
+        "BCÉ"
+    ]
+
+
+def test_a_timestamp_too_large_for_int64_names_its_own_line_and_field(tmp_path: Path) -> None:
+    rows = [f"T{i},1,1,1,1,1,1680033600000000000,1" for i in range(19)]
+    error = _error(_write(tmp_path, [*rows, "X,1,1,1,1,1,99999999999999999999999,1"]))
+    assert (error.line, error.field) == (21, "window_start")
+    assert "out of range for a 64-bit integer" in str(error)

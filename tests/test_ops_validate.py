@@ -398,3 +398,22 @@ def test_gold_health_warnings_alone_do_not_fail_validation(lake: Path) -> None:
     assert [(p.severity, p.where) for p in problems] == [("warning", f"AAPL {DAYS[10]}")]
     assert "no split or dividend" in problems[0].message
     assert validate.validate_command() == 0
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("volume", -5.0), ("open", 0.0), ("close", -1.0), ("high", 0.5), ("low", 1e6), ("transactions", -1)],
+)
+def test_rows_breaking_the_bronze_row_contract_are_named(lake: Path, column: str, value: float) -> None:
+    """validate checks the rules the parser enforces, so bad rows that reached bronze another way show."""
+    folder = lake / "bronze" / "stocks_daily" / f"session_date={DAYS[4]}"
+    table = bronze_table("stocks_daily", DAYS[4], TICKERS)
+    index = table.schema.get_field_index(column)
+    values = table.column(column).to_pylist()
+    values[0] = value
+    table = table.set_column(index, column, pa.array(values, table.schema.field(index).type))
+    for old in folder.glob("*.parquet"):
+        old.unlink()
+    pq.write_table(table, folder / "1700000000.1-0.parquet")
+    text = "\n".join(f"{p.layer} {p.where} {p.message}" for p in _problems(lake))
+    assert f"session_date={DAYS[4]} 1 rows break the bronze row contract" in text

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import queue
+import re
 import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -325,11 +326,11 @@ def session_bounds_ns(session: dt.date) -> tuple[int, int]:
 def read_header(path: Path, name: str) -> list[str]:
     """Check the header line: every expected column exactly once, nothing else (order is free)."""
     try:
-        with gzip.open(path, "rt", newline="") as fh:
+        with gzip.open(path, "rb") as fh:
             first = fh.readline()
     except (OSError, EOFError, zlib.error) as exc:
         raise FlatFileError(name, f"corrupt or truncated gzip: {exc}", line=1) from None
-    return check_header(first, name)
+    return check_header(first.decode("utf-8", "replace"), name)
 
 
 def check_header(first: str, name: str) -> list[str]:
@@ -352,33 +353,98 @@ def check_header(first: str, name: str) -> list[str]:
     return header
 
 
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(line number, raw bytes without the line ending) of a gzip file, the header being line 1."""
+    with gzip.open(path, "rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            yield number, raw.rstrip(b"\r\n")
+
+
+def _decode_line(raw: bytes, name: str, line: int, header: list[str]) -> str:
+    """The line as text, or FlatFileError naming the line, the byte and the field it falls in."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        column = raw[: exc.start].count(b",")
+        field = header[column] if column < len(header) else None
+        raise FlatFileError(
+            name,
+            f"invalid UTF-8: byte {exc.start + 1} of the line is 0x{raw[exc.start]:02x}",
+            line=line,
+            field=field,
+        ) from None
+
+
 def _locate_bad_row(path: Path, name: str, header: list[str], skip_rows: int) -> FlatFileError | None:
     """Slow path after pyarrow refused a block: find the first bad row with its line number and field."""
     ints = {c for c, t in ff.CSV_TYPES.items() if pa.types.is_integer(t)}
     try:
-        with gzip.open(path, "rt", newline="") as fh:
-            reader = csv.reader(fh)
-            next(reader)
-            for index, row in enumerate(reader):
-                if index < skip_rows:
+        for line, raw in _lines(path):
+            if line == 1 or line - 2 < skip_rows:
+                continue
+            text = _decode_line(raw, name, line, header)
+            row = next(csv.reader([text]), [])
+            if not row and not text:
+                continue  # a blank line, as pyarrow skips it
+            if len(row) != len(header):
+                missing = header[len(row)] if len(row) < len(header) else None
+                return FlatFileError(
+                    name, f"expected {len(header)} fields, found {len(row)}", line=line, field=missing
+                )
+            for column, value in zip(header, row, strict=True):
+                if column == "ticker":
                     continue
-                line = index + 2
-                if len(row) != len(header):
-                    missing = header[len(row)] if len(row) < len(header) else None
+                try:
+                    number = int(value) if column in ints else float(value)
+                except ValueError:
+                    kind = "an integer" if column in ints else "a number"
+                    return FlatFileError(name, f"{value!r} is not {kind}", line=line, field=column)
+                if column in ints and not _INT64[0] <= number <= _INT64[1]:
                     return FlatFileError(
-                        name, f"expected {len(header)} fields, found {len(row)}", line=line, field=missing
+                        name, f"{value} is out of range for a 64-bit integer", line=line, field=column
                     )
-                for column, value in zip(header, row, strict=True):
-                    if column == "ticker":
-                        continue
-                    try:
-                        int(value) if column in ints else float(value)
-                    except ValueError:
-                        kind = "an integer" if column in ints else "a number"
-                        return FlatFileError(name, f"{value!r} is not {kind}", line=line, field=column)
+    except FlatFileError as exc:
+        return exc
     except (OSError, EOFError, zlib.error):
         return None
     return None
+
+
+def _arrow_error(exc: pa.ArrowInvalid, name: str, header: list[str], line: int) -> FlatFileError:
+    """pyarrow's message with the column it names spelled as the field (when the row could not be found)."""
+    text = str(exc)
+    match = re.search(r"In CSV column #(\d+): ", text)
+    field = None
+    if match and int(match.group(1)) < len(header):
+        field = header[int(match.group(1))]
+        text = text.replace(match.group(0), "")
+    return FlatFileError(name, f"{text} (in the block starting at line {line})", field=field)
+
+
+def _locate_duplicate(path: Path, name: str, header: list[str]) -> FlatFileError:
+    """Slow path when a file repeats a (ticker, window_start): name both lines and how they differ."""
+    ticker, start = header.index("ticker"), header.index("window_start")
+    seen: dict[tuple[str, str], tuple[int, list[str]]] = {}
+    for line, raw in _lines(path):
+        if line == 1 or not raw:
+            continue
+        row = next(csv.reader([raw.decode("utf-8")]))
+        key = (row[ticker], row[start])
+        if key in seen:
+            first, other = seen[key]
+            differ = [c for c, a, b in zip(header, other, row, strict=True) if a != b]
+            what = f"different {', '.join(differ)}" if differ else "the same values"
+            return FlatFileError(
+                name,
+                f"ticker {key[0]!r} at window_start {key[1]} repeats line {first} with {what}",
+                line=line,
+                field="window_start",
+            )
+        seen[key] = (line, row)
+    return FlatFileError(name, "repeated (ticker, window_start) rows", field="window_start")
 
 
 def _first_index(mask: pa.ChunkedArray | pa.Array) -> int:
@@ -406,6 +472,7 @@ def _validate(batch: pa.RecordBatch, name: str, first_line: int, lo: int, hi: in
             raise FlatFileError(
                 name, f"{value!r} is not a finite number", line=first_line + index, field=column
             )
+    _check_values(batch, name, first_line)
     starts = batch.column("window_start")
     bounds = pc.min_max(starts).as_py()
     if bounds["min"] < lo or bounds["max"] >= hi:
@@ -419,6 +486,68 @@ def _validate(batch: pa.RecordBatch, name: str, first_line: int, lo: int, hi: in
             line=first_line + index,
             field="window_start",
         )
+
+
+def _check_values(batch: pa.RecordBatch, name: str, first_line: int) -> None:
+    """The bronze row contract (docs/ingestion.md, "Bad rows"): the earliest violating row rejects the file."""
+    o, h, lo, c = (batch.column(x) for x in ("open", "high", "low", "close"))
+    v, t = batch.column("volume"), batch.column("transactions")
+    rules: list[tuple[Any, str, Callable[[int], str]]] = [
+        *(
+            (
+                pc.less_equal(batch.column(x), 0),
+                x,
+                lambda i, x=x: f"price {batch.column(x)[i].as_py()!r} is not positive",
+            )
+            for x in ("open", "high", "low", "close")
+        ),
+        (pc.less(v, 0), "volume", lambda i: f"volume {v[i].as_py()!r} is negative"),
+        (pc.less(t, 0), "transactions", lambda i: f"transactions {t[i].as_py()!r} is negative"),
+        (pc.less(h, lo), "high", lambda i: f"high {h[i].as_py()!r} is below low {lo[i].as_py()!r}"),
+        (
+            pc.less(h, pc.max_element_wise(o, c)),
+            "high",
+            lambda i: f"high {h[i].as_py()!r} is below open {o[i].as_py()!r} or close {c[i].as_py()!r}",
+        ),
+        (
+            pc.greater(lo, pc.min_element_wise(o, c)),
+            "low",
+            lambda i: f"low {lo[i].as_py()!r} is above open {o[i].as_py()!r} or close {c[i].as_py()!r}",
+        ),
+    ]
+    worst: tuple[int, str, Callable[[int], str]] | None = None
+    for mask, column, message in rules:
+        if pc.any(mask).as_py():
+            index = _first_index(mask)
+            if worst is None or index < worst[0]:
+                worst = (index, column, message)
+    if worst is not None:
+        index, column, message = worst
+        raise FlatFileError(name, message(index), line=first_line + index, field=column)
+
+
+class _KeyTracker:
+    """(ticker, window_start) of every row of one file, to reject a file that repeats a bar.
+
+    Holds the two key columns only (about 17 bytes a row); the check is one hash aggregation at the end.
+    """
+
+    def __init__(self) -> None:
+        self.tickers: list[pa.Array] = []
+        self.starts: list[pa.Array] = []
+        self.rows = 0
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        self.tickers.append(batch.column("ticker"))
+        self.starts.append(batch.column("window_start"))
+        self.rows += batch.num_rows
+
+    def repeats(self) -> bool:
+        if self.rows < 2:
+            return False
+        keys = pa.table({"t": pa.chunked_array(self.tickers), "w": pa.chunked_array(self.starts)})
+        distinct = keys.group_by(["t", "w"]).aggregate([]).num_rows
+        return distinct < self.rows
 
 
 def _to_bronze(batch: pa.RecordBatch | pa.Table, key: str, etag: str, load_id: str) -> pa.Table:
@@ -569,6 +698,7 @@ def read_flatfile(
     pending: list[pa.RecordBatch] = []
     pending_rows = 0
     inflated: ThreadedGunzip | None = None
+    keys = _KeyTracker()
     try:
         if whole is not None:
             source: Any = pa.BufferReader(whole)
@@ -580,6 +710,7 @@ def read_flatfile(
             if batch.num_rows == 0:
                 continue
             _validate(batch, key, rows + pending_rows + 2, lo, hi, session)
+            keys.add(batch)
             pending.append(batch)
             pending_rows += batch.num_rows
             if pending_rows >= batch_rows:
@@ -588,7 +719,7 @@ def read_flatfile(
                 pending, pending_rows = [], 0
     except pa.ArrowInvalid as exc:
         located = _locate_bad_row(path, key, header, rows + pending_rows)
-        raise (located or FlatFileError(key, str(exc), line=rows + pending_rows + 2)) from None
+        raise (located or _arrow_error(exc, key, header, rows + pending_rows + 2)) from None
     except (OSError, EOFError, zlib.error) as exc:
         raise FlatFileError(
             key, f"corrupt or truncated gzip after line {rows + pending_rows + 1}: {exc}"
@@ -596,6 +727,8 @@ def read_flatfile(
     finally:
         if inflated is not None:
             inflated.close()  # stops the inflating thread when parsing ends early
+    if keys.repeats():
+        raise _locate_duplicate(path, key, header)
     if pending_rows:
         yield _to_bronze(pa.Table.from_batches(pending), key, etag, load_id)
         rows += pending_rows

@@ -83,6 +83,21 @@ BRONZE_SCHEMA = pa.schema(
 )
 PARTITION_COLUMN = "session_date"
 
+# The bronze row contract (docs/ingestion.md, "Bad rows"), as DuckDB conditions a row must not meet.
+# The parser enforces the same rules on every file before it reaches bronze (`helpers._check_values`,
+# plus one bar per (ticker, window_start) and window_start inside the session); `validate` counts the
+# bronze rows meeting any of these, so data written before the rules or by hand is caught too.
+ROW_VIOLATIONS_SQL: dict[str, str] = {
+    "price not positive": "open <= 0 or high <= 0 or low <= 0 or close <= 0",
+    "negative volume or transactions": "volume < 0 or transactions < 0",
+    "high below low": "high < low",
+    "high or low outside open/close": "high < greatest(open, close) or low > least(open, close)",
+    "missing value": (
+        "ticker is null or ticker = '' or volume is null or open is null or high is null or low is null "
+        "or close is null or window_start is null or transactions is null"
+    ),
+}
+
 # CSV bytes the streaming reader decodes at a time, and rows gathered before one Parquet file is written:
 # peak memory is a few batches whatever the file size.
 CSV_BLOCK_SIZE = 8 << 20

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from loaders.config import Settings, duckdb_config, load_settings
+from loaders.flatfiles import settings as ff
 from loaders.ops.datasets import DATASETS, spec
 from loaders.ops.inventory import bronze_root, parquet_files
 
@@ -190,6 +191,14 @@ def check_schemas(
     return unreadable
 
 
+def _violations_sql(cols: set[str]) -> str:
+    """Rows breaking the bronze row contract (the parser's rules, `ROW_VIOLATIONS_SQL`), as one sum."""
+    if not {"open", "high", "low", "close", "volume", "transactions"} <= cols:
+        return "sum(case when close is null or close <= 0 or high < low then 1 else 0 end)"
+    rules = " or ".join(f"({rule})" for rule in ff.ROW_VIOLATIONS_SQL.values())
+    return f"sum(case when {rules} then 1 else 0 end)"
+
+
 def _scan(con: Any, dataset: str, files: list[Path], cols: set[str], report: Report) -> None:
     """One DuckDB pass over `files`: per-session counts, duplicates, key/folder agreement, sane prices."""
     source = f"read_parquet({_sql_list(files)}, hive_partitioning = true, union_by_name = true)"
@@ -208,7 +217,7 @@ def _scan(con: Any, dataset: str, files: list[Path], cols: set[str], report: Rep
         select session_date, count(*), count(distinct ticker),
                count(*) - count(distinct (ticker, window_start)),
                {key_check},
-               sum(case when close is null or close < 0 or high < low then 1 else 0 end),
+               {_violations_sql(cols)},
                sum(hash(*columns(*)))
         from {source} group by session_date order by session_date
         """
@@ -223,7 +232,13 @@ def _scan(con: Any, dataset: str, files: list[Path], cols: set[str], report: Rep
         if bad_key:
             report.add("bronze", dataset, where, f"{bad_key} rows whose _source_key is for another date")
         if bad_price:
-            report.add("bronze", dataset, where, f"{bad_price} rows with null/negative close or high < low")
+            report.add(
+                "bronze",
+                dataset,
+                where,
+                f"{bad_price} rows break the bronze row contract "
+                f"({', '.join(ff.ROW_VIOLATIONS_SQL)}; docs/ingestion.md)",
+            )
     report.bronze_counts[dataset] = counts
 
 
