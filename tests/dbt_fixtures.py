@@ -58,6 +58,9 @@ REST_PARTITIONS = {
     "splits": "execution_date",
     "dividends": "ex_dividend_date",
     "options_contracts": "expiration_date",
+    "short_interest": "settlement_date",
+    "short_volume": "date",
+    "news": "published_date",
 }
 
 

@@ -53,6 +53,9 @@ FIELD_EXPRESSIONS: dict[str, str] = {
 }
 MINUTE_FIELDS: tuple[str, ...] = ("open", "high", "low", "close", "volume", "factor")
 DEFAULT_FEATURES: tuple[str, ...] = ("return_1d", "rsi_14")
+#: point-in-time short data (fct_short_data_daily), exported as daily fields when that mart exists
+SHORT_RELATION = "fct_short_data_daily"
+SHORT_FIELDS: tuple[str, ...] = ("short_interest", "days_to_cover", "short_volume_ratio")
 _FEATURE_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
@@ -161,6 +164,15 @@ def field_sql(field: str, column: str) -> str:
     return FIELD_EXPRESSIONS.get(field, f'"{column}"')
 
 
+def with_short_data(daily_relation: str, short_relation: str) -> str:
+    """The daily relation with the short-data fields of the same ticker and session (NULL where none)."""
+    columns = ", ".join(f'short_data."{c}"' for c in SHORT_FIELDS)
+    return (
+        f"(select daily.*, {columns} from {daily_relation} as daily left join {short_relation} as short_data "
+        "on daily.ticker = short_data.ticker and daily.session_date = short_data.session_date)"
+    )
+
+
 def daily_query(relation: str, features: Sequence[str]) -> str:
     """The one query a daily export reads silver with: ticker, session date and one column per field."""
     pairs = [*DAILY_FIELDS.items(), *((f, f) for f in features)]
@@ -267,8 +279,15 @@ def export_qlib(
     features: Sequence[str] = DEFAULT_FEATURES,
     full: bool = False,
     minute: bool = True,
+    short_relation: str | None = None,
 ) -> list[FreqStats]:
-    """Export day (and 1min) data from the given relations into the provider dir ``root``."""
+    """Export day (and 1min) data from the given relations into the provider dir ``root``.
+
+    With ``short_relation`` (fct_short_data_daily), its ``SHORT_FIELDS`` become daily fields too.
+    """
+    if short_relation is not None:
+        daily_relation = with_short_data(daily_relation, short_relation)
+        features = (*features, *(f for f in SHORT_FIELDS if f not in features))
     root.mkdir(parents=True, exist_ok=True)
     # one exporter at a time per directory: dbt build and `quantmini export qlib` may overlap
     with FileLock(str(root.parent / f".{root.name}.lock")):
@@ -338,6 +357,7 @@ def export_duckdb_file(
             features=features,
             full=full,
             minute=minute,
+            short_relation=find_relation(con, SHORT_RELATION),
         )
     finally:
         con.close()

@@ -26,6 +26,7 @@ def model(dbt, session):
 
     daily = dbt.ref("fct_stock_features_daily")
     minute = dbt.ref("stg_polygon__stocks_minute")
+    short = dbt.ref("fct_short_data_daily")
     features = parse_features(dbt.config.meta_get("qlib_features"))
     include_minute = _flag(dbt.config.meta_get("qlib_minute"), True)
     full = _flag(dbt.config.meta_get("qlib_full_export"), False)
@@ -51,6 +52,7 @@ def model(dbt, session):
             features=features,
             full=full,
             minute=include_minute,
+            short_relation=f"({short.sql_query()})",
         )
     return pa.table(
         {
