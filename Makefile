@@ -68,6 +68,11 @@ format: $(STAMP) ## Apply ruff formatting and fixes
 bench: $(STAMP) ## Run the benchmarks under bench/ and print ratios against in-process baselines
 	$(BIN)/python -m bench chaos
 
+.PHONY: bench-scale
+bench-scale: $(STAMP) ## Seed-sized lake (12,000 tickers x 5 years ...; knobs QM_SCALE_*, see bench/README.md): hours
+	@$(COMPILE_OWN)
+	$(BIN)/python -m bench.scale
+
 .PHONY: clean
 clean: ## Remove dbt build output (data and .venv are kept)
 	rm -rf target logs

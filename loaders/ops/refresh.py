@@ -28,6 +28,8 @@ class Step:
     ok: bool
     seconds: float
     detail: str = ""
+    #: CPU time of the step (this process and the children it waited for), user + system
+    cpu_seconds: float = 0.0
 
 
 @dataclass
@@ -45,7 +47,13 @@ class RefreshSummary:
             "mode": self.mode,
             "exit_code": self.code,
             "steps": [
-                {"name": s.name, "ok": s.ok, "seconds": round(s.seconds, 2), "detail": s.detail}
+                {
+                    "name": s.name,
+                    "ok": s.ok,
+                    "seconds": round(s.seconds, 2),
+                    "cpu_seconds": round(s.cpu_seconds, 2),
+                    "detail": s.detail,
+                }
                 for s in self.steps
             ],
         }
@@ -74,13 +82,22 @@ def ingest_window(settings: Settings, dataset: str) -> tuple[dt.date | None, dt.
     return start, last
 
 
+def _cpu() -> float:
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def _timed(summary: RefreshSummary, name: str, fn: Any) -> Any:
-    started = time.monotonic()
+    started, cpu = time.monotonic(), _cpu()
     try:
         ok, detail, value = fn()
     except Exception as exc:  # a stage's crash is reported, not raised: later stages may still run
         ok, detail, value = False, f"{type(exc).__name__}: {exc}", None
-    summary.steps.append(Step(name, ok, time.monotonic() - started, load_settings().redact(detail)))
+    summary.steps.append(
+        Step(name, ok, time.monotonic() - started, load_settings().redact(detail), _cpu() - cpu)
+    )
     return ok, value
 
 
@@ -230,11 +247,15 @@ def refresh_command(
     finally:
         lock.release()
     table = Table(title=f"refresh {mode}: {'ok' if summary.code == 0 else f'exit {summary.code}'}")
-    for col in ("step", "result", "seconds", "detail"):
+    for col in ("step", "result", "seconds", "cpu s", "detail"):
         table.add_column(col, overflow="fold")
     for s in summary.steps:
         table.add_row(
-            s.name, "[green]ok[/green]" if s.ok else "[red]failed[/red]", f"{s.seconds:.1f}", s.detail
+            s.name,
+            "[green]ok[/green]" if s.ok else "[red]failed[/red]",
+            f"{s.seconds:.1f}",
+            f"{s.cpu_seconds:.1f}",
+            s.detail,
         )
     console.print(table)
     log_dir = settings.data_dir / "logs" / "refresh"
