@@ -83,3 +83,53 @@ def test_previous_and_next_session_cross_holidays():
     assert calendar.previous_session("2025-12-26") == dt.date(2025, 12, 24)
     assert calendar.next_session("2025-12-24") == dt.date(2025, 12, 26)
     assert calendar.previous_session("2025-12-25") == dt.date(2025, 12, 24)
+
+
+def test_session_list_matches_exchange_calendars_and_is_cached(tmp_path, monkeypatch):
+    """Session answers come from a cached list equal to exchange_calendars' own; a later process reads
+    the cache and never imports pandas or exchange_calendars for them."""
+    import datetime as dt
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import exchange_calendars as xcals
+    import pandas as pd
+
+    from loaders import calendar
+
+    monkeypatch.setenv("QM_DATA_DIR", str(tmp_path))
+    calendar._session_days.cache_clear()
+    try:
+        xnys = xcals.get_calendar("XNYS", start="2019-01-02", end="2026-12-31")
+        expected = [ts.date() for ts in xnys.sessions_in_range("2019-06-01", "2026-06-30")]
+        assert calendar.sessions("2019-06-01", "2026-06-30") == expected
+        for day in (dt.date(2024, 7, 4), dt.date(2024, 7, 5), dt.date(2025, 1, 1), dt.date(2025, 11, 29)):
+            ts = pd.Timestamp(day)
+            assert calendar.is_session(day) == xnys.is_session(ts)
+            prev = (
+                xnys.date_to_session(ts, "previous") if not xnys.is_session(ts) else xnys.previous_session(ts)
+            )
+            nxt = xnys.date_to_session(ts, "next") if not xnys.is_session(ts) else xnys.next_session(ts)
+            assert calendar.previous_session(day) == prev.date()
+            assert calendar.next_session(day) == nxt.date()
+        assert list((tmp_path / "cache").glob("nyse-sessions-*.txt"))
+    finally:
+        calendar._session_days.cache_clear()
+    code = (
+        "import json, sys\n"
+        "from loaders import calendar\n"
+        "days = calendar.sessions('2025-12-20', '2026-01-06')\n"
+        "print(json.dumps([[d.isoformat() for d in days], 'exchange_calendars' in sys.modules, 'pandas' in sys.modules]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "QM_DATA_DIR": str(tmp_path)},
+    )
+    days, imported_xcals, imported_pandas = json.loads(out.stdout)
+    assert days == [d.isoformat() for d in calendar.sessions("2025-12-20", "2026-01-06")]
+    assert not imported_xcals and not imported_pandas
