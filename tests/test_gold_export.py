@@ -354,3 +354,77 @@ def test_small_layout_batches_and_shuffled_rows_give_the_same_bytes(
         ExportError, match=r"fct_stock_features_daily \(.*\): ticker 'TD' has more than one row at 20"
     ):
         export_duckdb_file(tmp_path / "q.duckdb", tmp_path / "dup" / "qlib", minute=False)
+
+
+def _rename_ticker(table: pa.Table, old: str, new: str) -> pa.Table:
+    tickers = [new if t == old else t for t in table.column("ticker").to_pylist()]
+    return table.set_column(table.schema.get_field_index("ticker"), "ticker", pa.array(tickers, pa.string()))
+
+
+def test_hostile_tickers_export_to_distinct_safe_folders(
+    tmp_path: Path, silver: tuple[pa.Table, pa.Table]
+) -> None:
+    daily, _ = silver
+    names = sorted(set(daily.column("ticker").to_pylist()))
+    hostile = ["../../x", "A/B", "CON", "con", "NUL", "株式", "X" * 300, "ABCpA", "ABCPA"]
+    renames = zip([n for n in names if n not in hostile], [h for h in hostile if h not in names], strict=False)
+    for old, new in renames:
+        daily = _rename_ticker(daily, old, new)
+    assert set(hostile) <= set(daily.column("ticker").to_pylist())
+    write_silver(tmp_path / "q.duckdb", daily, None)
+    root = tmp_path / "gold" / "qlib"
+    stats = export_duckdb_file(tmp_path / "q.duckdb", root, minute=False)
+    assert stats[0].symbols == len(set(daily.column("ticker").to_pylist()))
+    folders = [p for p in (root / "features").iterdir()]
+    assert len(folders) == stats[0].symbols
+    assert all(p.parent == root / "features" for p in root.rglob("*.day.bin") for p in [p.parent])
+    assert not (tmp_path / "x").exists() and not (tmp_path / "gold" / "x").exists()
+    listed = [line.split("\t")[0] for line in (root / "instruments" / "all.txt").read_text().splitlines()]
+    assert {feature_dir_name(s) for s in listed} == {p.name for p in folders}
+
+
+def test_a_failed_export_leaves_the_last_good_provider_dir(
+    tmp_path: Path, silver: tuple[pa.Table, pa.Table], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    daily, _ = silver
+    db, root = tmp_path / "q.duckdb", tmp_path / "qlib"
+    write_silver(db, daily, None)
+    export_duckdb_file(db, root, minute=False)
+    good = tree_bytes(root)
+
+    calls = {"n": 0}
+    original = writer._FolderWriter.write
+
+    def fail_half_way(self: object, *args: object, **kwargs: object) -> None:
+        calls["n"] += 1
+        if calls["n"] > 5:
+            raise OSError(28, "No space left on device")
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(writer._FolderWriter, "write", fail_half_way)
+    with pytest.raises(OSError):
+        export_duckdb_file(db, root, minute=False, full=True)
+    assert tree_bytes(root) == good  # the full rebuild failed beside it: the provider dir is untouched
+    monkeypatch.undo()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".qlib")] in ([], [".qlib.lock"])
+    export_duckdb_file(db, root, minute=False, full=True)
+    assert tree_bytes(root) == good
+
+
+def test_a_first_export_that_fails_leaves_no_partial_provider_dir(
+    tmp_path: Path, silver: tuple[pa.Table, pa.Table], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    daily, _ = silver
+    db, root = tmp_path / "q.duckdb", tmp_path / "qlib"
+    write_silver(db, daily, None)
+    monkeypatch.setattr(
+        writer._FolderWriter,
+        "write",
+        lambda *a, **k: (_ for _ in ()).throw(OSError(36, "File name too long")),
+    )
+    with pytest.raises(OSError):
+        export_duckdb_file(db, root, minute=False)
+    assert not root.exists() or not any(root.iterdir())
+    monkeypatch.undo()
+    export_duckdb_file(db, root, minute=False)
+    assert (root / "calendars" / "day.txt").exists() and (root / "instruments" / "all.txt").exists()

@@ -74,3 +74,39 @@ def test_folder_is_what_qlib_reads_for_the_name() -> None:
         symbol = to_qlib_symbol(ticker)
         # FileFeatureStorage lower-cases the instrument after code_to_fname
         assert code_to_fname(symbol).lower() == feature_dir_name(symbol)
+
+
+HOSTILE = [
+    "../../x",
+    "A/B",
+    "CON",
+    "con",
+    "NUL",
+    "nul",
+    "ÀÉÎ",
+    "株式",
+    "ABCpA",
+    "ABCPA",
+    "X" * 300,
+    "é" * 300,
+]
+
+
+def test_hostile_tickers_get_safe_distinct_folder_names() -> None:
+    import os
+
+    folders = [feature_dir_name(to_qlib_symbol(t)) for t in HOSTILE]
+    assert len(set(folders)) == len(HOSTILE)
+    for folder in folders:
+        assert "/" not in folder and "\\" not in folder and folder not in (".", "..")
+        assert len(os.fsencode(folder)) <= 255 and folder.isascii()
+
+
+def test_a_very_long_ticker_is_shortened_with_its_hash_and_stays_distinct() -> None:
+    long_a, long_b = "A" * 300, "A" * 299 + "B"  # same first 160 characters
+    a, b = to_qlib_symbol(long_a), to_qlib_symbol(long_b)
+    assert a != b and len(a) <= 200 and a.startswith("A" * 160 + "~")
+    assert feature_dir_name(a) != feature_dir_name(b)
+    with pytest.raises(SymbolError, match="shortened name"):
+        from_qlib_symbol(a)
+    assert to_qlib_symbol("A" * 200) == "A" * 200  # up to the limit names are not touched

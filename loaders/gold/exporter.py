@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import re
+import shutil
+import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -24,7 +28,16 @@ from filelock import FileLock
 
 from loaders import calendar as nyse
 from loaders.config import duckdb_config
-from loaders.gold.writer import Block, Calendar, ExportError, FreqStats, clear_freq, make_block, write_freq
+from loaders.gold.writer import (
+    Block,
+    Calendar,
+    ExportError,
+    FreqStats,
+    clear_freq,
+    full_reasons,
+    make_block,
+    write_freq,
+)
 
 log = logging.getLogger(__name__)
 
@@ -288,26 +301,74 @@ def export_qlib(
     if short_relation is not None:
         daily_relation = with_short_data(daily_relation, short_relation)
         features = (*features, *(f for f in SHORT_FIELDS if f not in features))
-    root.mkdir(parents=True, exist_ok=True)
+    root.parent.mkdir(parents=True, exist_ok=True)
     # one exporter at a time per directory: dbt build and `quantmini export qlib` may overlap
     with FileLock(str(root.parent / f".{root.name}.lock")):
-        return _export_locked(con, root, daily_relation, minute_relation, features, full, minute)
+        _repair_build(root)
+        daily = read_daily(con, daily_relation, features)
+        if daily is None:
+            raise ExportError(
+                f"{DAILY_RELATION} ({daily_relation}) has no rows: ingest stocks_daily and run dbt build"
+            )
+        reasons = ["--full"] if full else full_reasons(root, daily[0], daily[1])
+        if not reasons:
+            return _export_locked(con, root, daily, minute_relation, daily_relation, full, minute)
+        # a full export is built beside the provider dir and swapped in whole: a failure half-way leaves
+        # the last good export as it was (and readable), never a mix
+        build = _build_dir(root)
+        shutil.rmtree(build, ignore_errors=True)
+        try:
+            stats = _export_locked(con, build, daily, minute_relation, daily_relation, True, minute)
+            (build / BUILD_COMPLETE).write_text("complete\n", encoding="utf-8")
+            _swap_build(root)
+        finally:
+            shutil.rmtree(build, ignore_errors=True)
+        if not full:
+            stats[0].mode, stats[0].notes = "full", [f"full export: {reasons[0]}", *stats[0].notes]
+        return stats
+
+
+BUILD_COMPLETE = ".complete"
+
+
+def _build_dir(root: Path) -> Path:
+    return root.parent / f".{root.name}.build"
+
+
+def _swap_build(root: Path) -> None:
+    """Replace `root` by the complete build beside it (two renames), then delete the old version."""
+    build = _build_dir(root)
+    trash = root.parent / f".{root.name}.old-{uuid.uuid4().hex[:8]}"
+    if root.exists():
+        os.rename(root, trash)
+    os.rename(build, root)
+    (root / BUILD_COMPLETE).unlink(missing_ok=True)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def _repair_build(root: Path) -> None:
+    """Finish the swap of a complete build a killed export left; delete an incomplete one and old copies."""
+    build = _build_dir(root)
+    if (build / BUILD_COMPLETE).exists() and not root.exists():
+        _swap_build(root)
+    shutil.rmtree(build, ignore_errors=True)
+    for old in root.parent.glob(f".{root.name}.old-*"):
+        if root.exists():
+            shutil.rmtree(old, ignore_errors=True)
+        else:  # killed between its two renames, before the build was complete: put the old one back
+            os.rename(old, root)
 
 
 def _export_locked(
     con: duckdb.DuckDBPyConnection,
     root: Path,
-    daily_relation: str,
+    daily: Any,
     minute_relation: str | None,
-    features: Sequence[str],
+    daily_relation: str,
     full: bool,
     minute: bool,
 ) -> list[FreqStats]:
-    daily = read_daily(con, daily_relation, features)
-    if daily is None:
-        raise ExportError(
-            f"{DAILY_RELATION} ({daily_relation}) has no rows: ingest stocks_daily and run dbt build"
-        )
+    root.mkdir(parents=True, exist_ok=True)
     stats = [write_freq(root, daily[0], daily[1], DAY_INSTRUMENTS, full)]
     if minute:
         found = read_minute(con, minute_relation, daily_relation) if minute_relation else None

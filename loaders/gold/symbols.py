@@ -17,10 +17,17 @@ After lower-casing, an ``_`` is always followed by an escaped lower-case letter 
 digits, so the folder name decodes back to the ticker: the mapping is injective on folder names, not
 only on instrument names. Device names pass through unchanged and Qlib itself adds the ``_qlib_``
 prefix, which no escaped name can start with (a leading ``q`` is escaped as ``%71``, never ``_q``).
+
+A name longer than ``MAX_NAME`` characters (file systems allow 255 bytes per folder name) keeps its first
+``LONG_PREFIX`` characters, then ``~`` and 32 hex digits of the ticker's SHA-256. ``~`` never appears in
+an escaped name, so long and short names cannot meet, and two long tickers share a name only if they
+share 128 bits of SHA-256. Such a name cannot be decoded: ``from_qlib_symbol`` says so, and the export's
+``instruments`` files and manifest give the ticker.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 _KEEP = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.")
@@ -49,6 +56,9 @@ _PANDAS_NA = frozenset(
     + ["NULL", "NaN", "None", "n/a", "nan", "null"]
 )
 _HEX = re.compile(r"[0-9a-fA-F]{2}")
+MAX_NAME = 200
+LONG_PREFIX = 160
+_LONG_MARK = "~"
 
 
 class SymbolError(ValueError):
@@ -70,11 +80,19 @@ def to_qlib_symbol(ticker: str) -> str:
     symbol = "".join(out)
     if symbol in _PANDAS_NA:  # "NA", "NAN", "NULL" are real tickers; keep them out of pandas' NA set
         symbol = f"%{ord(symbol[0]):02X}" + symbol[1:]
+    if len(symbol) > MAX_NAME:
+        digest = hashlib.sha256(ticker.encode("utf-8", "surrogatepass")).hexdigest()[:32].upper()
+        symbol = symbol[:LONG_PREFIX] + _LONG_MARK + digest
     return symbol
 
 
 def from_qlib_symbol(name: str) -> str:
     """The Polygon ticker of a Qlib instrument name or feature folder name (any letter case)."""
+    if _LONG_MARK in name:
+        raise SymbolError(
+            f"{name[:40]}...: a shortened name of a ticker longer than {MAX_NAME} characters; "
+            "its ticker is in the export manifest (.quantmini-manifest.json)"
+        )
     if name.lower().startswith(_QLIB_PREFIX):
         name = name[len(_QLIB_PREFIX) :]
         if name.upper() not in _DEVICE_NAMES:

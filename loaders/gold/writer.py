@@ -238,7 +238,17 @@ class _FolderWriter:
         self.suffixes = list(suffixes)
         self.base_fd = os.open(self.base, os.O_RDONLY | os.O_DIRECTORY) if _DIR_FD else -1
 
-    def write(self, folder: str, parts: Sequence[memoryview], append: bool) -> None:
+    def write(self, folder: str, parts: Sequence[memoryview], append: bool, replace: bool = False) -> None:
+        """Write (or append to) a folder's field files; `replace` rewrites existing files through a
+        temporary file and a rename, so a reader of the provider dir never sees a half-written file."""
+        if replace:
+            path = os.path.join(self.base, folder)
+            for suffix, part in zip(self.suffixes, parts, strict=True):
+                tmp = os.path.join(path, f".{suffix}.tmp")
+                with open(tmp, "wb") as fh:
+                    fh.write(part)
+                os.replace(tmp, os.path.join(path, suffix))
+            return
         flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
         if self.base_fd < 0:
             path = os.path.join(self.base, folder)
@@ -334,19 +344,24 @@ def clear_freq(root: Path, freq: str, instruments_name: str) -> None:
         write_manifest(root, manifest)
 
 
+def full_reasons(root: Path, block: Block, calendar: Calendar) -> list[str]:
+    """Why one frequency cannot be updated in place (empty: an incremental export is possible)."""
+    previous: dict[str, Any] = read_manifest(root).get(calendar.freq) or {}
+    if not previous:
+        return ["no previous export"]
+    if previous.get("calendar_start") != calendar.labels[0]:
+        return ["calendar start moved"]
+    if previous.get("fields") != list(block.fields):
+        return ["field list changed"]
+    return []
+
+
 def write_freq(root: Path, block: Block, calendar: Calendar, instruments_name: str, full: bool) -> FreqStats:
     """Write one frequency's calendar, instruments and feature bins under the provider dir ``root``."""
     freq = calendar.freq
     features_dir = root / "features"
-    manifest = read_manifest(root)
-    previous: dict[str, Any] = manifest.get(freq) or {}
-    reasons = []
-    if not previous:
-        reasons.append("no previous export")
-    elif previous.get("calendar_start") != calendar.labels[0]:
-        reasons.append("calendar start moved")
-    elif previous.get("fields") != list(block.fields):
-        reasons.append("field list changed")
+    previous: dict[str, Any] = read_manifest(root).get(freq) or {}
+    reasons = full_reasons(root, block, calendar)
     mode = "full" if full or reasons else "incremental"
     stats = FreqStats(freq=freq, mode=mode, rows=block.rows, calendar_length=len(calendar.keys))
     if mode == "full" and not full:
@@ -399,7 +414,12 @@ def write_freq(root: Path, block: Block, calendar: Calendar, instruments_name: s
                     stats.appended += 1
                 else:
                     stats.rewritten += 1
-                writer.write(dirs[i], [row[at + skip : at + length] for row in rows], append=skip > 0)
+                writer.write(
+                    dirs[i],
+                    [row[at + skip : at + length] for row in rows],
+                    append=skip > 0,
+                    replace=old is not None and skip == 0 and (features_dir / dirs[i]).is_dir(),
+                )
                 stats.files += width
                 stats.bytes += 4 * (length - skip) * width
             del rows, out

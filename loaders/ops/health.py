@@ -176,7 +176,7 @@ def check_instrument(ticker: str, folder: Path, calendar: list[str]) -> list[Fin
 
 def check_provider(root: Path, universe: str = "all") -> list[Finding]:
     """Health findings for every instrument of ``instruments/<universe>.txt`` under the provider dir."""
-    from loaders.gold.symbols import feature_dir_name, from_qlib_symbol
+    from loaders.gold.symbols import SymbolError, feature_dir_name, from_qlib_symbol
 
     calendar = (root / "calendars" / "day.txt").read_text().split()
     findings: list[Finding] = []
@@ -184,7 +184,10 @@ def check_provider(root: Path, universe: str = "all") -> list[Finding]:
         if not line.strip():
             continue
         symbol = line.split("\t")[0]
-        ticker = from_qlib_symbol(symbol)
+        try:
+            ticker = from_qlib_symbol(symbol)
+        except SymbolError:  # a shortened name of a very long ticker: report it under its Qlib name
+            ticker = symbol
         folder = root / "features" / feature_dir_name(symbol)
         if not folder.is_dir():
             findings.append(Finding("error", "missing_field", ticker, "", f"features/{folder.name}/ missing"))
