@@ -367,7 +367,9 @@ def test_hostile_tickers_export_to_distinct_safe_folders(
     daily, _ = silver
     names = sorted(set(daily.column("ticker").to_pylist()))
     hostile = ["../../x", "A/B", "CON", "con", "NUL", "株式", "X" * 300, "ABCpA", "ABCPA"]
-    renames = zip([n for n in names if n not in hostile], [h for h in hostile if h not in names], strict=False)
+    renames = zip(
+        [n for n in names if n not in hostile], [h for h in hostile if h not in names], strict=False
+    )
     for old, new in renames:
         daily = _rename_ticker(daily, old, new)
     assert set(hostile) <= set(daily.column("ticker").to_pylist())
