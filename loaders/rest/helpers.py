@@ -8,7 +8,6 @@ to landing before it is parsed so a killed listing resumes from disk instead of 
 from __future__ import annotations
 
 import datetime as dt
-import email.utils
 import hashlib
 import json
 import logging
@@ -26,6 +25,7 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
+from loaders.pacing import RateLimiter, parse_retry_after
 from loaders.rest import settings
 
 log = logging.getLogger(__name__)
@@ -49,68 +49,6 @@ class RateLimited(TransientError):
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
-
-
-class RateLimiter:
-    """Spaces request starts at least 1/rate seconds apart across all threads of a run.
-
-    Polygon limits requests per minute per key, so an even spacing (no bursts) is the safe reading of any
-    plan's limit. `pause(seconds)` pushes every later request back, which is how a 429's `Retry-After`
-    applies to the whole run and not just the thread that received it. The clock and sleep are injectable
-    so tests can prove the pacing without waiting. `margin` stretches the spacing a little so a server
-    counting on its own clock never sees two requests closer than its limit allows.
-    """
-
-    def __init__(
-        self,
-        rate: float | None,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-        margin: float = settings.PACING_MARGIN,
-    ) -> None:
-        if rate is not None and rate <= 0:
-            raise ValueError(f"--rate-limit must be a positive number of requests per second, got {rate}")
-        self.interval = 0.0 if rate is None else margin / rate
-        self._clock = clock
-        self._sleep = sleep
-        self._lock = threading.Lock()
-        self._next_at = float("-inf")
-        self.granted: list[float] = []  # start time of every request (tests and the run summary read it)
-
-    def acquire(self) -> float:
-        """Block until the next request may start; return that start time."""
-        with self._lock:
-            now = self._clock()
-            start = max(now, self._next_at)
-            self._next_at = start + self.interval
-            self.granted.append(start)
-        if start > now:
-            self._sleep(start - now)
-        return start
-
-    def pause(self, seconds: float) -> None:
-        """Let no request start for `seconds` from now (a 429's Retry-After)."""
-        with self._lock:
-            self._next_at = max(self._next_at, self._clock() + seconds)
-
-
-def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> float:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date); 1 s when absent or bad."""
-    if not value:
-        return 1.0
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return 1.0
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=dt.UTC)
-        seconds = (when - (now or dt.datetime.now(dt.UTC))).total_seconds()
-    return min(max(seconds, 0.0), settings.MAX_RETRY_AFTER_SECONDS)
 
 
 def _error_message(response: httpx.Response) -> str:
@@ -251,7 +189,9 @@ class PolygonClient:
             raise TransientError(f"connection error on {shown}: {self._redact(str(exc))}") from None
         status = response.status_code
         if status == 429:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            retry_after = parse_retry_after(
+                response.headers.get("Retry-After"), maximum=settings.MAX_RETRY_AFTER_SECONDS
+            )
             with self._stats_lock:
                 self.rate_limited += 1
             self.limiter.pause(retry_after)

@@ -10,8 +10,6 @@ DEFAULT_LOOKBACK_YEARS = 2
 # Requests per second when --rate-limit is not given: Polygon's paid plans allow far more; this keeps a
 # shared key polite. The free plan is 5 requests per minute (`--rate-limit 0.0833`).
 DEFAULT_RATE_LIMIT = 20.0
-# Request spacing is 1/rate stretched by this factor (2%): clocks of client and server differ slightly.
-PACING_MARGIN = 1.02
 # HTTP behaviour.
 TIMEOUT_SECONDS = 30.0
 MAX_ATTEMPTS = 6  # per request, for 5xx, timeouts, resets and truncated bodies
