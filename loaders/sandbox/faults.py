@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ERROR_STATUSES = (500, 502, 503)
-_FIELDS = ("error_rate", "latency", "truncate_rate", "rate_limit", "missing_days", "republished")
+_FIELDS = ("error_rate", "latency", "truncate_rate", "rate_limit", "missing_days", "republished", "denied")
 
 
 def _as_date(value: Any, what: str) -> dt.date:
@@ -52,6 +52,8 @@ class Faults:
     rate_limit: requests per second before answering 429 with Retry-After (None = unlimited).
     missing_days: sessions whose flat files are absent (404 NoSuchKey, not listed).
     republished: (dataset, session) pairs whose flat file is served corrected: new bytes, new ETag.
+    denied: S3 key prefixes whose files answer 403 AccessDenied to GET/HEAD while listings still show
+        them (a plan without that dataset or those years).
     """
 
     error_rate: float = 0.0
@@ -60,6 +62,7 @@ class Faults:
     rate_limit: float | None = None
     missing_days: set[dt.date] = field(default_factory=set)
     republished: set[tuple[str, dt.date]] = field(default_factory=set)
+    denied: tuple[str, ...] = ()
     seed: int = 0
     rng: random.Random = field(init=False, repr=False, compare=False)
 
@@ -118,6 +121,10 @@ class Faults:
                         raise ValueError(f"republished: expected [dataset, YYYY-MM-DD] pairs, got {item!r}")
                     pairs.add((str(item[0]), _as_date(item[1], "republished")))
                 clean[name] = pairs
+            elif name == "denied":
+                if isinstance(value, str) or not all(isinstance(v, str) and v for v in value or ()):
+                    raise ValueError(f"denied: expected a list of S3 key prefixes, got {value!r}")
+                clean[name] = tuple(value or ())
         with self._lock:
             for name, value in clean.items():
                 object.__setattr__(self, name, value)
@@ -132,6 +139,7 @@ class Faults:
                 rate_limit=None,
                 missing_days=(),
                 republished=(),
+                denied=(),
             )
             self.rng.seed(self.seed)
 
@@ -145,6 +153,7 @@ class Faults:
                 "rate_limit": self.rate_limit,
                 "missing_days": sorted(d.isoformat() for d in self.missing_days),
                 "republished": sorted([ds, d.isoformat()] for ds, d in self.republished),
+                "denied": list(self.denied),
             }
 
     # -- draws ----------------------------------------------------------------------------------------------
@@ -194,3 +203,7 @@ class Faults:
     def is_republished(self, dataset: str, day: dt.date) -> bool:
         with self._lock:
             return (dataset, day) in self.republished
+
+    def is_denied(self, key: str) -> bool:
+        with self._lock:
+            return any(key.startswith(prefix) for prefix in self.denied)

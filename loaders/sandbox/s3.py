@@ -8,8 +8,9 @@ this layer in front of it:
 - materialises objects on demand: a GET/HEAD renders that session's file, a LIST renders the keys under
   its prefix; only sessions up to the market clock exist, missing days are absent, republished files are
   re-put with corrected bytes (so their ETag changes);
-- applies the shared `Faults`: rate limit (503 SlowDown + Retry-After), latency, 500/502/503 errors and
-  object bodies cut short or connections reset.
+- applies the shared `Faults`: rate limit (503 SlowDown + Retry-After), latency, 500/502/503 errors,
+  files denied (403 AccessDenied) under given key prefixes, and object bodies cut short or connections
+  reset.
 
 Each endpoint keeps its bucket in its own moto account, so several sandboxes can run in one process.
 """
@@ -29,6 +30,7 @@ import struct
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import parse_qsl, quote
@@ -394,12 +396,16 @@ class S3App:
         self.store = FlatFileStore(market, faults, self.account_id)
         self._moto = create_backend_app("s3")
         self.requests = 0  # every request seen, faulted or not (tests check that retries happened)
+        # (arrival time.monotonic(), throttle Retry-After seconds or None) of the latest requests: tests check
+        # that no client request arrives earlier than a throttling answer allowed
+        self.arrivals: deque[tuple[float, int | None]] = deque(maxlen=100_000)
         self._count_lock = threading.Lock()
 
     def close(self) -> None:
         self.store.close()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        arrived = time.monotonic()
         with self._count_lock:
             self.requests += 1
         environ["HTTP_HOST"] = environ.get("HTTP_HOST") or "localhost"
@@ -411,19 +417,23 @@ class S3App:
             wait = self.faults.take_token()
             if wait is not None:
                 raise _Throttled(max(1, math.ceil(wait)))
+            self.arrivals.append((arrived, None))
             if self.faults.latency > 0:
                 time.sleep(self.faults.latency)
             status = self.faults.draw_error()
             if status is not None:
                 raise S3Error(_FAULT_CODES[status])
+            bucket, key = self._target(environ)
+            if key and self.faults.is_denied(key):
+                raise S3Error("AccessDenied")
         except _Throttled as exc:
+            self.arrivals.append((arrived, exc.seconds))
             return error_response(
                 environ, start_response, S3Error("SlowDown"), [("Retry-After", str(exc.seconds))]
             )
         except S3Error as exc:
             return error_response(environ, start_response, exc)
 
-        bucket, key = self._target(environ)
         if bucket == BUCKET and key:
             self.store.ensure_key(key)
         elif bucket == BUCKET and method == "GET" and self._is_listing(environ):
