@@ -107,7 +107,13 @@ def ingest(
         ),
     ] = None,
 ) -> None:
-    """Download a date range into landing and load it into bronze."""
+    """Download a date range into landing and load it into bronze.
+
+    Flat files exit 0 when every session loaded, was skipped, is not published or still pending; 1 when
+    some failed; 2 on bad arguments or a busy dataset; 68/69 when POLYGON_S3_ENDPOINT cannot be resolved
+    or reached; 77 when the credentials are rejected or the first files denied; 78 when a setting is
+    missing or invalid (docs/ingestion.md).
+    """
     if dataset.value in FLATFILE_DATASETS:
         from loaders.flatfiles.commands import ingest_command
 
@@ -332,10 +338,28 @@ def retry_failed(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be retried.")] = False,
     build: BuildOpt = True,
     dbt_select: DbtSelectOpt = None,
+    dismiss: Annotated[
+        bool,
+        typer.Option(
+            "--dismiss",
+            help="Do not retry: clear the failed (and pending) items for good, e.g. files Polygon will never "
+            "publish. With -s/-e only those dated in that range.",
+        ),
+    ] = False,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why the items are dismissed (kept in the ledger).")
+    ] = "dismissed by hand",
 ) -> None:
     """Re-run the dates and pages that failed in earlier runs (from the run ledger) and are still unresolved."""
-    from loaders.ops.retry import retry_failed_command
+    from loaders.ops.retry import dismiss_command, retry_failed_command
 
+    if dismiss:
+        names = [d.value for d in datasets] if datasets else None
+        raise typer.Exit(dismiss_command(names, _date(start), _date(end), reason=reason))
+    if start or end:
+        raise typer.BadParameter("-s/-e select what --dismiss clears; retries always cover every failure")
     raise typer.Exit(
         retry_failed_command(
             [d.value for d in datasets] if datasets else None,

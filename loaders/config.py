@@ -54,6 +54,11 @@ def _lookup(*names: str, default: Any = None) -> Any:
     return default
 
 
+def read_setting(name: str, default: Any = None) -> Any:
+    """One setting by its environment name (then `.dlt` config/secrets under its lower-case name)."""
+    return _lookup(name, default=default)
+
+
 @dataclass(frozen=True)
 class Settings:
     api_key: Secret = field(repr=False)

@@ -12,7 +12,14 @@ Line shape::
      "items": [{"date": "2025-01-02", "key": "...", "status": "loaded", "rows": 123, ...}, ...]}
 
 Item statuses: `loaded`, `skipped` (already in bronze, same ETag), `failed` (download/HTTP error),
-`rejected` (bad input); REST items may use `page` instead of `date`.
+`rejected` (bad input), `pending` (a flat file not published yet but still within its grace period: not a
+failure, the next run asks again); REST items may use `page` instead of `date`. Sessions the bucket has
+not published (before a dataset's first file, after its newest) get no item; the run line counts them
+under `not_published`.
+
+`dismiss()` appends a line of kind `dismiss` whose items (status `dismissed`, with a `reason`) clear
+earlier failed or pending items for good: by hand (`quantmini retry-failed --dismiss`) for files that
+are gone, or by the ingest itself when a listing proves the bucket has no file for the date.
 
 A run is announced when it starts (a line with status `running`, its pid and host) and recorded again
 when it ends; readers keep a run's last line. A `running` line whose process is gone is read as
@@ -39,6 +46,9 @@ from typing import Any
 from filelock import FileLock
 
 FAILED_STATUSES = frozenset({"failed", "rejected"})
+PENDING = "pending"
+DISMISSED = "dismissed"
+DISMISS_KIND = "dismiss"
 
 
 def _now() -> str:
@@ -62,6 +72,8 @@ class Run:
     )
     started_at: str = field(default_factory=_now)
     items: list[dict[str, Any]] = field(default_factory=list)
+    #: extra top-level fields of the run line (e.g. `not_published`, `stopped`)
+    notes: dict[str, Any] = field(default_factory=dict)
 
     def add(self, status: str, **item: Any) -> None:
         self.items.append({"status": status, **{k: v for k, v in item.items() if v is not None}})
@@ -69,6 +81,23 @@ class Run:
     @property
     def failed(self) -> bool:
         return any(i["status"] in FAILED_STATUSES for i in self.items)
+
+    def announce(self) -> None:
+        """Write the run's `running` line (its pid and host), read as `interrupted` if it never finishes."""
+        append(
+            self.runs_dir,
+            self.dataset,
+            {
+                "run_id": self.run_id,
+                "dataset": self.dataset,
+                "kind": self.kind,
+                "started_at": self.started_at,
+                "status": "running",
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "args": self.args,
+            },
+        )
 
     def finish(self, status: str | None = None, error: str | None = None) -> dict[str, Any]:
         record: dict[str, Any] = {
@@ -82,6 +111,7 @@ class Run:
             "counts": dict(Counter(i["status"] for i in self.items)),
             "items": self.items,
         }
+        record.update(self.notes)
         if error:
             record["error"] = error
         append(self.runs_dir, self.dataset, record)
@@ -92,20 +122,7 @@ def start_run(runs_dir: Path, dataset: str, kind: str, args: dict[str, Any], *, 
     """A new run; with `announce` its `running` line is written at once, so a run that never finishes shows."""
     run = Run(Path(runs_dir), dataset, kind, args)
     if announce:
-        append(
-            run.runs_dir,
-            dataset,
-            {
-                "run_id": run.run_id,
-                "dataset": dataset,
-                "kind": kind,
-                "started_at": run.started_at,
-                "status": "running",
-                "pid": os.getpid(),
-                "host": socket.gethostname(),
-                "args": args,
-            },
-        )
+        run.announce()
     return run
 
 
@@ -185,12 +202,19 @@ def read_runs(runs_dir: Path, dataset: str | None = None) -> list[dict[str, Any]
 
 
 def last_run(runs_dir: Path, dataset: str) -> dict[str, Any] | None:
-    runs = read_runs(runs_dir, dataset)
-    return runs[-1] if runs else None
+    """The newest ingest run of `dataset` (dismissal lines are not runs)."""
+    found = [r for r in read_runs(runs_dir, dataset) if r.get("kind") != DISMISS_KIND]
+    return found[-1] if found else None
 
 
-def outstanding_failures(runs_dir: Path, dataset: str | None = None) -> list[dict[str, Any]]:
-    """Items whose latest recorded attempt failed (a later success clears them), with their dataset."""
+def item_id(item: dict[str, Any]) -> str | None:
+    """What an item is about: its date (flat files, dated REST items), page or key."""
+    ident = item.get("date") or item.get("page") or item.get("key")
+    return None if ident is None else str(ident)
+
+
+def latest_items(runs_dir: Path, dataset: str | None = None) -> list[dict[str, Any]]:
+    """The latest recorded item per (dataset, date/page), with its dataset and run id."""
     latest: dict[tuple[str, str], dict[str, Any]] = {}
     for run in read_runs(runs_dir, dataset):
         if run.get("status") == "running":
@@ -206,12 +230,29 @@ def outstanding_failures(runs_dir: Path, dataset: str | None = None) -> list[dic
             continue
         latest.pop((run["dataset"], "interrupted"), None)  # a finished later run has recovered it
         for item in run.get("items", []):
-            ident = item.get("date") or item.get("page") or item.get("key")
+            ident = item_id(item)
             if ident is None:
                 continue
-            latest[(run["dataset"], str(ident))] = {
-                "dataset": run["dataset"],
-                "run_id": run["run_id"],
-                **item,
-            }
-    return [item for item in latest.values() if item["status"] in FAILED_STATUSES]
+            latest[(run["dataset"], ident)] = {"dataset": run["dataset"], "run_id": run["run_id"], **item}
+    return list(latest.values())
+
+
+def outstanding_failures(runs_dir: Path, dataset: str | None = None) -> list[dict[str, Any]]:
+    """Items whose latest recorded attempt failed (a later success or a dismissal clears them)."""
+    return [item for item in latest_items(runs_dir, dataset) if item["status"] in FAILED_STATUSES]
+
+
+def pending_items(runs_dir: Path, dataset: str | None = None) -> list[dict[str, Any]]:
+    """Items whose latest record is `pending`: files not published yet, still within their grace period."""
+    return [item for item in latest_items(runs_dir, dataset) if item["status"] == PENDING]
+
+
+def dismiss(runs_dir: Path, dataset: str, items: list[dict[str, Any]], reason: str) -> dict[str, Any] | None:
+    """Clear `items` (latest items of `dataset`) for good with one ledger line; None when there are none."""
+    if not items:
+        return None
+    run = start_run(runs_dir, dataset, DISMISS_KIND, {"reason": reason}, announce=False)
+    for item in items:
+        ident = {k: item[k] for k in ("date", "page", "key") if item.get(k) is not None}
+        run.add(DISMISSED, **ident, was=item.get("status"), reason=reason)
+    return run.finish("ok")

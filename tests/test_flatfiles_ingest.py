@@ -106,19 +106,26 @@ def test_initial_load_matches_the_market_and_keeps_secrets_out(
 
 
 def test_a_month_of_keys_costs_one_listing_not_a_head_each(sandbox: Any, sandbox_env: dict[str, str]) -> None:
+    # what is published: the year folders, 2025's months, the first and the last month's files (2025/10/
+    # is the first month, so the wanted keys' month is listed once, by this probe)
+    probe = 4
     before = sandbox.s3_app.requests
     assert _ingest("stocks_daily", DAYS[0], DAYS[-1]) == 0
-    assert sandbox.s3_app.requests - before == 1 + len(DAYS)  # one listing of 2025/10/, one GET per file
+    assert sandbox.s3_app.requests - before == probe + len(DAYS)  # and one GET per file
     before = sandbox.s3_app.requests
-    assert _ingest("stocks_daily", DAYS[0], DAYS[1]) == 0  # two keys: a HEAD each is as cheap
-    assert sandbox.s3_app.requests - before == 2
+    assert _ingest("stocks_daily", DAYS[0], DAYS[1]) == 0  # two keys: no HEAD, their month is listed
+    assert sandbox.s3_app.requests - before == probe
     assert set(_last_items(_data(sandbox_env), "stocks_daily").values()) == {"skipped"}
+    before = sandbox.s3_app.requests
+    assert _ingest("stocks_daily", dt.date(2025, 11, 3), dt.date(2025, 11, 4)) == 0  # a HEAD each
+    assert sandbox.s3_app.requests - before == probe + 2 + 2
 
 
 def test_a_refused_listing_falls_back_to_a_head_per_key() -> None:
     from botocore.exceptions import ClientError
 
     from loaders.flatfiles.commands import _remote_all
+    from loaders.flatfiles.s3 import Listings
 
     keys = [DATASETS["stocks_daily"].key(d) for d in DAYS[:4]]
 
@@ -137,7 +144,7 @@ def test_a_refused_listing_falls_back_to_a_head_per_key() -> None:
             return {"ETag": '"abc"', "ContentLength": 10}
 
     client = Client()
-    remotes = _remote_all(client, "flatfiles", keys, workers=2)
+    remotes = _remote_all(Listings(client, "flatfiles"), keys, workers=2)
     assert sorted(client.heads) == sorted(keys)
     assert [type(remotes[k]).__name__ for k in keys] == [
         "RemoteFile",

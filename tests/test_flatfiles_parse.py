@@ -231,7 +231,7 @@ def test_configuration_errors_are_not_retried_but_network_errors_are():
         ReadTimeoutError,
     )
 
-    from loaders.flatfiles.helpers import is_transient
+    from loaders.flatfiles.s3 import is_transient
 
     assert not is_transient(NoCredentialsError())
     assert not is_transient(ParamValidationError(report="Bucket: invalid"))

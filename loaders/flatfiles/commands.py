@@ -1,4 +1,12 @@
-"""`quantmini ingest` for the flat-file datasets: HEAD, download to landing, dlt load, bronze commit."""
+"""`quantmini ingest` for the flat-file datasets: what the bucket has published, download to landing,
+dlt load, bronze commit.
+
+Each session of the range ends in one of: loaded, skipped (bronze has that file), not published (before
+the dataset's first file or after its newest: no ledger item), pending (no file yet, still within the
+grace period after the session: the next run asks again), failed or rejected. Systematic errors (no or
+wrong credentials, denied first files, unknown host, refused connection) stop the run at once with one
+message and their own exit code (`loaders.flatfiles.s3.EXIT_*`).
+"""
 
 from __future__ import annotations
 
@@ -14,25 +22,44 @@ from pathlib import Path
 from typing import Any
 
 from loaders import bronze, runs
-from loaders.calendar import next_session, previous_session, sessions
-from loaders.config import Settings, load_settings, prepare_dlt_environment
+from loaders.calendar import next_session, previous_session, session_bounds, sessions
+from loaders.config import Settings, load_settings, prepare_dlt_environment, read_setting
 from loaders.flatfiles import settings as ff
-from loaders.flatfiles.helpers import (
+from loaders.flatfiles.helpers import human_bytes, session_from_key
+from loaders.flatfiles.s3 import (
+    EXIT_CONFIG,
+    EXIT_DENIED,
+    EXIT_NO_HOST,
+    EXIT_UNREACHABLE,
+    ListingRefused,
+    Listings,
     MissingFile,
     RemoteFile,
+    RunGuard,
+    StopRun,
+    Throttle,
     download,
     forget_landed,
     head,
-    human_bytes,
-    list_prefix,
     make_s3_client,
-    session_from_key,
+    published_range,
 )
 from loaders.locks import DatasetBusy, dataset_lock
 
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FAILED, EXIT_BUSY = 0, 1, 2
+#: every exit code of `quantmini ingest` for flat files (documented in docs/ingestion.md)
+EXIT_CODES = {
+    EXIT_OK: "every session loaded, skipped, not published or pending",
+    EXIT_FAILED: "some sessions failed or were rejected (see the run ledger)",
+    EXIT_BUSY: "bad arguments, or another ingest of the dataset is running",
+    EXIT_NO_HOST: "the host of POLYGON_S3_ENDPOINT does not resolve",
+    EXIT_UNREACHABLE: "POLYGON_S3_ENDPOINT refuses or drops connections",
+    EXIT_DENIED: "the credentials were rejected, or access to the first files was denied",
+    EXIT_CONFIG: "a setting is missing or invalid (credentials, endpoint URL, bucket, grace period)",
+}
+NOT_PUBLISHED = "not_published"
 
 
 def _pipeline_env(pipeline_name: str) -> None:
@@ -152,37 +179,52 @@ LIST_MIN_KEYS = 3
 
 
 def _remote_all(
-    client: Any, bucket: str, keys: list[str], workers: int
+    listings: Listings, keys: list[str], workers: int, guard: RunGuard | None = None
 ) -> dict[str, RemoteFile | BaseException]:
-    """ETag and size of every key: one listing per month folder holding several of them, a HEAD for the rest.
+    """ETag and size of every key: one listing per month folder holding several of them (or already
+    listed in this run), a HEAD for the rest.
 
     A key a listing does not show is HEAD-ed too, so a missing file is reported with the server's own
-    403/404, exactly as when it is asked for alone.
+    403/404, exactly as when it is asked for alone. A systematic error raises StopRun at once.
     """
+    guard = guard or RunGuard("", listings.bucket, "")
     months: dict[str, list[str]] = {}
     for key in keys:
         months.setdefault(key.rsplit("/", 1)[0] + "/", []).append(key)
     out: dict[str, RemoteFile | BaseException] = {}
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="s3-head") as pool:
-        listings = {
-            prefix: pool.submit(list_prefix, client, bucket, prefix)
+        wanted_listings = {
+            prefix: pool.submit(listings.files, prefix)
             for prefix, wanted in months.items()
-            if len(wanted) >= LIST_MIN_KEYS
+            if len(wanted) >= LIST_MIN_KEYS or listings.has(prefix)
         }
         listed: dict[str, RemoteFile] = {}
-        for prefix, future in listings.items():
+        for prefix, future in wanted_listings.items():
             try:
                 listed.update(future.result() or {})
             except Exception as exc:  # the month's keys are HEAD-ed one by one instead
+                stop = guard.failed(exc, prefix, len(keys))
+                if stop is not None:
+                    pool.shutdown(cancel_futures=True)
+                    raise stop from None
                 log.warning("listing %s failed (%s); asking for each file", prefix, type(exc).__name__)
-        heads = {key: pool.submit(head, client, bucket, key) for key in keys if key not in listed}
+        heads = {
+            key: pool.submit(head, listings.client, listings.bucket, key, guard=guard)
+            for key in keys
+            if key not in listed
+        }
         for key in keys:
             if key in listed:
                 out[key] = listed[key]
                 continue
             try:
                 out[key] = heads[key].result()
+                guard.readable()
             except Exception as exc:  # recorded per date, the run goes on
+                stop = guard.failed(exc, key, len(keys))
+                if stop is not None:
+                    pool.shutdown(cancel_futures=True)
+                    raise stop from None
                 out[key] = exc
     return out
 
@@ -197,19 +239,28 @@ def _download_all(
     workers: int,
     redact: Any,
     stats: dict[str, int],
+    guard: RunGuard | None = None,
 ) -> Iterator[Any]:
-    """Yield LandedFile/FailedFile as downloads finish, keeping at most `workers` + 2 files in flight."""
+    """Yield LandedFile/FailedFile as downloads finish, keeping at most `workers` + 2 files in flight.
+
+    Once the guard has stopped the run, nothing new is started and what fails afterwards is not reported
+    per file: those sessions were not attempted.
+    """
     from loaders.flatfiles import FailedFile, LandedFile
 
+    guard = guard or RunGuard("", bucket, "")
     pending: deque[tuple[RemoteFile, Future[Any]]] = deque()
     queue = list(remotes)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="s3-get") as pool:
 
         def submit() -> None:
-            while queue and len(pending) < workers + 2:
+            while queue and len(pending) < workers + 2 and guard.stopped is None:
                 remote = queue.pop(0)
                 pending.append(
-                    (remote, pool.submit(download, client, bucket, remote, landing_root, force=force))
+                    (
+                        remote,
+                        pool.submit(download, client, bucket, remote, landing_root, force=force, guard=guard),
+                    )
                 )
 
         submit()
@@ -221,9 +272,12 @@ def _download_all(
             try:
                 path, etag, fetched = future.result()
             except Exception as exc:
+                if guard.failed(exc, remote.key, len(remotes)) is not None or guard.stopped is not None:
+                    continue  # the run stops; reported once, not per file
                 kind = "missing" if isinstance(exc, MissingFile) else f"{type(exc).__name__}"
                 yield FailedFile(remote.key, remote.session, redact(f"{kind}: {exc}"))
             else:
+                guard.readable()
                 if fetched:
                     stats["downloaded"] += 1
                     stats["bytes"] += remote.size
@@ -257,12 +311,123 @@ def load_files(
     return commits, load_error
 
 
+# ------------------------------------------------------------------------------------- what is published
+
+
+@dataclass(frozen=True)
+class Publication:
+    """What the bucket has published for one dataset: its first and newest session (None: nothing).
+
+    `known` is False when the bucket does not allow listing; every session is then asked for.
+    """
+
+    first: dt.date | None
+    last: dt.date | None
+    known: bool = True
+
+    def covers(self, day: dt.date) -> bool:
+        """Whether `day` lies inside the published range (or the range is unknown)."""
+        if not self.known:
+            return True
+        return self.first is not None and self.last is not None and self.first <= day <= self.last
+
+    def describe(self, ds: ff.FlatFileDataset) -> str:
+        if not self.known:
+            return f"{ds.prefix}/ cannot be listed with these credentials"
+        if self.first is None:
+            return f"no {ds.name} files are published under {ds.prefix}/"
+        return f"{ds.name} files are published from {self.first} to {self.last}"
+
+
+def utcnow() -> dt.datetime:
+    """The clock pending sessions are judged by (tests replace it)."""
+    return dt.datetime.now(dt.UTC)
+
+
+def publish_grace_hours() -> float:
+    """`QM_PUBLISH_GRACE_HOURS` (environment or .dlt config), default `DEFAULT_PUBLISH_GRACE_HOURS`."""
+    raw = read_setting("QM_PUBLISH_GRACE_HOURS")
+    if raw in (None, ""):
+        return ff.DEFAULT_PUBLISH_GRACE_HOURS
+    try:
+        hours = float(raw)
+    except (TypeError, ValueError):
+        hours = -1.0
+    if not hours >= 0:
+        raise StopRun(
+            "config", EXIT_CONFIG, f"QM_PUBLISH_GRACE_HOURS={raw!r}: expected a number of hours >= 0"
+        )
+    return hours
+
+
+def due_at(day: dt.date, grace_hours: float) -> dt.datetime:
+    """When the file of session `day` should be published at the latest: its close plus the grace."""
+    return session_bounds(day)[1] + dt.timedelta(hours=grace_hours)
+
+
+def unpublished_status(day: dt.date, pub: Publication, now: dt.datetime, grace_hours: float) -> str:
+    """How a session without a file is reported: `not_published`, `pending` or `failed`.
+
+    Before the dataset's first file, or when nothing is published, it is not published. After the newest
+    file it is pending until its due time, then not published (the bucket is simply behind). Inside the
+    published range (or when the range is unknown) it is pending until its due time, then a failure: a
+    gap the bucket should not have.
+    """
+    within = now < due_at(day, grace_hours)
+    if pub.known and (pub.first is None or day < pub.first):
+        return NOT_PUBLISHED
+    if pub.known and pub.last is not None and day > pub.last:
+        return runs.PENDING if within else NOT_PUBLISHED
+    return runs.PENDING if within else "failed"
+
+
+def find_publication(listings: Listings, ds: ff.FlatFileDataset) -> Publication:
+    """The dataset's published range from a few listings; unknown when the bucket refuses to list."""
+    try:
+        found = published_range(listings, ds.prefix)
+    except ListingRefused:
+        log.warning("%s: the bucket refuses listings; every session is asked for", ds.name)
+        return Publication(None, None, known=False)
+    if found is None:
+        return Publication(None, None)
+    return Publication(*found)
+
+
+def _self_dismiss(
+    settings: Settings, ds: ff.FlatFileDataset, pub: Publication, now: dt.datetime, grace: float
+) -> int:
+    """Dismiss the ledger's failed or pending items that the listing proves can never load (no file is
+    published for their date, before the first file or overdue after the newest); returns how many."""
+    if not pub.known:
+        return 0
+    stale = [
+        item
+        for item in runs.latest_items(settings.runs_dir, ds.name)
+        if item["status"] in runs.FAILED_STATUSES | {runs.PENDING}
+        and item.get("date")
+        and unpublished_status(dt.date.fromisoformat(item["date"]), pub, now, grace) == NOT_PUBLISHED
+    ]
+    runs.dismiss(settings.runs_dir, ds.name, stale, f"not published: {pub.describe(ds)}")
+    return len(stale)
+
+
+# ------------------------------------------------------------------------------------------------ command
+
+
 def _default_range(
-    dataset: ff.FlatFileDataset, settings: Settings, start: dt.date | None, end: dt.date | None
-) -> tuple[dt.date, dt.date]:
-    """End defaults to the last completed session; start to the session after bronze's newest one."""
+    dataset: ff.FlatFileDataset,
+    settings: Settings,
+    start: dt.date | None,
+    end: dt.date | None,
+    pub: Publication,
+) -> tuple[dt.date | None, dt.date | None]:
+    """End defaults to the newest published session (the last completed one if the bucket cannot be
+    listed); start to the session after bronze's newest one, else to the end. (None, None): nothing is
+    published to default to."""
     if end is None:
-        end = previous_session(dt.date.today())
+        if pub.known and pub.last is None:
+            return start, None
+        end = pub.last if pub.known else previous_session(dt.date.today())
     if start is None:
         present = bronze.partition_values(settings.bronze_dir, dataset.name, ff.PARTITION_COLUMN)
         start = next_session(dt.date.fromisoformat(present[-1])) if present else end
@@ -277,23 +442,18 @@ def ingest_command(
     incremental: bool,
     max_concurrent: int,
 ) -> int:
-    """Load the sessions of [start, end] into bronze; exit code 1 if any date failed, 2 if the dataset is busy."""
+    """Load the sessions of [start, end] into bronze; see EXIT_CODES for what the exit code means."""
     from rich.console import Console
 
     console = Console(stderr=True)
     if dataset not in ff.DATASETS:
         console.print(f"[red]unknown flat-file dataset {dataset!r}; expected one of {sorted(ff.DATASETS)}")
         return EXIT_BUSY
-    ds = ff.DATASETS[dataset]
-    settings = load_settings()
-    explicit_start = start is not None
-    start, end = _default_range(ds, settings, start, end)
-    if end < start:
-        if not explicit_start:  # bronze already holds every session up to `end`
-            console.print(f"{ds.name}: bronze is up to date through {end}; nothing to load")
-            return EXIT_OK
+    if start is not None and end is not None and end < start:
         console.print(f"[red]end {end} is before start {start}")
         return EXIT_BUSY
+    ds = ff.DATASETS[dataset]
+    settings = load_settings()
     try:
         with dataset_lock(settings.data_dir, ds.name):
             return _ingest_locked(
@@ -310,11 +470,21 @@ def ingest_command(
         return EXIT_BUSY
 
 
+def _stopped(console: Any, run: runs.Run, stop: StopRun, settings: Settings) -> int:
+    """Record and report a run stopped by a systematic error; returns its exit code."""
+    message = settings.redact(stop.message)
+    run.notes.update(stopped=stop.kind, exit_code=stop.code)
+    run.finish("failed", error=message)
+    console.print(f"[red]{run.dataset}: stopped: {message}[/red]", soft_wrap=True)
+    console.print(f"exit code {stop.code}: {EXIT_CODES.get(stop.code, stop.kind)}", soft_wrap=True)
+    return stop.code
+
+
 def _ingest_locked(
     ds: ff.FlatFileDataset,
     settings: Settings,
-    start: dt.date,
-    end: dt.date,
+    start: dt.date | None,
+    end: dt.date | None,
     *,
     incremental: bool,
     max_concurrent: int,
@@ -324,17 +494,54 @@ def _ingest_locked(
 
     from loaders.flatfiles import Outcomes, loaded_files
 
-    days = sessions(start, end)
+    mode = "incremental" if incremental else "full"
     run = runs.start_run(
         settings.runs_dir,
         ds.name,
         "flatfiles",
-        {
-            "start": start.isoformat(),
-            "end": end.isoformat(),
-            "mode": "incremental" if incremental else "full",
-        },
+        {"start": start and start.isoformat(), "end": end and end.isoformat(), "mode": mode},
+        announce=False,  # announced once there is work: a run that finds nothing to do leaves no line
     )
+    throttle = Throttle()
+    guard = RunGuard(settings.s3_endpoint, settings.s3_bucket, ds.prefix + "/")
+    try:
+        grace = publish_grace_hours()
+        client = make_s3_client(
+            settings.s3_endpoint,
+            settings.s3_access_key_id.reveal(),
+            settings.s3_secret_access_key.reveal(),
+            max_concurrent,
+            throttle=throttle,
+        )
+        listings = Listings(client, settings.s3_bucket, guard)
+        pub = find_publication(listings, ds)
+    except StopRun as exc:
+        return _stopped(console, run, exc, settings)
+    except Exception as exc:  # the probe is only a help: without it every session is asked for
+        stop = guard.failed(exc, ds.prefix, 1)
+        if stop is not None:
+            return _stopped(console, run, stop, settings)
+        log.warning("%s: cannot list the bucket (%s); every session is asked for", ds.name, exc)
+        pub = Publication(None, None, known=False)
+    now = utcnow()
+    dismissed = _self_dismiss(settings, ds, pub, now, grace)
+    if dismissed:
+        console.print(
+            f"{ds.name}: dismissed {dismissed} ledger item(s) the bucket proves were never published"
+        )
+
+    start, end = _default_range(ds, settings, start, end, pub)
+    if end is None or start is None:
+        console.print(f"[yellow]{ds.name}: {pub.describe(ds)}; nothing to load[/yellow]")
+        return EXIT_OK
+    if (
+        end < start
+    ):  # a defaulted bound: bronze (or -s) is already past the end; two explicit ones were checked
+        console.print(f"{ds.name}: up to date through {end} ({pub.describe(ds)}); nothing to load")
+        return EXIT_OK
+    run.args.update(start=start.isoformat(), end=end.isoformat())
+    run.announce()
+
     pipeline = make_pipeline(ds, settings)
     try:
         recovered = recover(pipeline, ds, settings)
@@ -346,15 +553,30 @@ def _ingest_locked(
         done = sum(1 for r in recovered if r.committed)
         console.print(f"finished an interrupted load: {done} session(s) committed")
 
-    client = make_s3_client(
-        settings.s3_endpoint,
-        settings.s3_access_key_id.reveal(),
-        settings.s3_secret_access_key.reveal(),
-        max_concurrent,
+    days = sessions(start, end)
+    unpublished: dict[str, str] = {}  # iso date -> not_published | pending, decided without a request
+    asked: list[dt.date] = []
+    for day in days:
+        if pub.covers(day):
+            asked.append(day)
+        else:
+            unpublished[day.isoformat()] = unpublished_status(day, pub, now, grace)
+    try:
+        remotes = _remote_all(listings, [ds.key(day) for day in asked], max_concurrent, guard)
+    except StopRun as exc:
+        return _stopped(console, run, exc, settings)
+    for day in asked:  # a 404: pending until its due time, then a gap the bucket should not have
+        remote = remotes[ds.key(day)]
+        if isinstance(remote, MissingFile) and remote.status == 404:
+            unpublished[day.isoformat()] = unpublished_status(day, pub, now, grace)
+    todo = plan(
+        ds,
+        [d for d in asked if d.isoformat() not in unpublished],
+        remotes,
+        loaded_files(pipeline, ds),
+        settings.bronze_dir,
+        incremental=incremental,
     )
-    keys = [ds.key(day) for day in days]
-    remotes = _remote_all(client, settings.s3_bucket, keys, max_concurrent)
-    todo = plan(ds, days, remotes, loaded_files(pipeline, ds), settings.bronze_dir, incremental=incremental)
 
     outcomes = Outcomes()
     stats = {"downloaded": 0, "bytes": 0}
@@ -370,16 +592,34 @@ def _ingest_locked(
             workers=max_concurrent,
             redact=settings.redact,
             stats=stats,
+            guard=guard,
         )
         commits, load_error = load_files(pipeline, ds, settings, files, outcomes)
     committed = {r.partition.split("=", 1)[1]: r for r in commits if r.committed}
 
     rows_out: list[tuple[str, str, str, str, str]] = []
+    not_published: list[str] = []
+    not_attempted = 0
     for day in days:
         key = ds.key(day)
         iso = day.isoformat()
         outcome = outcomes.by_key.get(key)
-        if key in todo.missing:
+        state = unpublished.get(iso)
+        if state == NOT_PUBLISHED:
+            not_published.append(iso)
+        elif state == runs.PENDING:
+            due = due_at(day, grace).isoformat().replace("+00:00", "Z")
+            run.add(runs.PENDING, date=iso, key=key, due=due)
+            rows_out.append((iso, runs.PENDING, "", f"not published yet; due by {due}", ""))
+        elif state == "failed":
+            error = settings.redact(
+                f"{remotes[key]}; due by {due_at(day, grace):%Y-%m-%d %H:%M} UTC, the bucket has files "
+                f"before and after it. If it is gone for good: quantmini retry-failed --dismiss -t {ds.name} "
+                f"-s {iso} -e {iso}"
+            )
+            run.add("failed", date=iso, key=key, error=error)
+            rows_out.append((iso, "failed", "", "", error))
+        elif key in todo.missing:
             run.add("failed", date=iso, key=key, error=settings.redact(todo.missing[key]))
             rows_out.append((iso, "failed", "", "", settings.redact(todo.missing[key])))
         elif key in todo.reasons:
@@ -392,6 +632,9 @@ def _ingest_locked(
                 why = todo.reasons[key]
                 run.add("loaded", date=iso, key=key, rows=outcome.rows, etag=outcome.etag, reason=why)
                 rows_out.append((iso, "loaded", f"{outcome.rows:,}", why, ""))
+            elif guard.stopped is not None and outcome is None:
+                not_attempted += 1
+                rows_out.append((iso, "not attempted", "", "the run stopped", ""))
             else:
                 error = load_error or "not committed: the load did not complete"
                 run.add("failed", date=iso, key=key, error=error)
@@ -401,20 +644,37 @@ def _ingest_locked(
             etag = remote.etag if isinstance(remote, RemoteFile) else None
             run.add("skipped", date=iso, key=key, etag=etag)
             rows_out.append((iso, "skipped", "", "up to date", ""))
-
+    if not_published:
+        run.notes["not_published"] = len(not_published)
+        run.notes["published"] = {
+            "first": pub.first and pub.first.isoformat(),
+            "last": pub.last and pub.last.isoformat(),
+        }
+    if throttle.throttled:
+        run.notes["throttled"] = throttle.throttled
+    if guard.stopped is not None:
+        run.notes["not_attempted"] = not_attempted
+        _print_summary(console, ds, run, rows_out, stats, incremental, not_published, pub, throttle)
+        return _stopped(console, run, guard.stopped, settings)
     record = run.finish(error=load_error or None)
-    _print_summary(console, ds, record, rows_out, stats, incremental)
+    _print_summary(console, ds, run, rows_out, stats, incremental, not_published, pub, throttle, record)
     return EXIT_FAILED if record["status"] == "failed" else EXIT_OK
 
 
 def _print_summary(
     console: Any,
     ds: ff.FlatFileDataset,
-    record: dict[str, Any],
+    run: runs.Run,
     rows: list[tuple[str, str, str, str, str]],
     stats: dict[str, int],
     incremental: bool,
+    not_published: list[str],
+    pub: Publication,
+    throttle: Throttle,
+    record: dict[str, Any] | None = None,
 ) -> None:
+    from collections import Counter
+
     from rich.table import Table
 
     table = Table(
@@ -422,16 +682,37 @@ def _print_summary(
     )
     for column in ("session", "result", "rows", "note", "error"):
         table.add_column(column, overflow="fold")
-    styles = {"loaded": "green", "skipped": "dim", "failed": "red", "rejected": "red"}
+    styles = {
+        "loaded": "green",
+        "skipped": "dim",
+        "failed": "red",
+        "rejected": "red",
+        runs.PENDING: "yellow",
+        "not attempted": "yellow",
+    }
     skipped = [r for r in rows if r[1] == "skipped"]
     shown = [r for r in rows if r[1] != "skipped"] if len(rows) > 40 else rows
     for session, result, n, note, error in shown:
         table.add_row(session, f"[{styles.get(result, '')}]{result}", n, note, error[:300])
     if len(shown) < len(rows):
         table.add_row(f"{len(skipped)} more", "skipped", "", "up to date", "")
-    console.print(table)
-    counts = ", ".join(f"{k}={v}" for k, v in sorted(record["counts"].items())) or "nothing to do"
+    if rows:
+        console.print(table)
+    counts = Counter(i["status"] for i in run.items)
+    if not_published:
+        counts[NOT_PUBLISHED] = len(not_published)
+    text = ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "nothing to do"
     console.print(
-        f"{ds.name}: {counts}; downloaded {stats['downloaded']} file(s), {human_bytes(stats['bytes'])}; "
-        f"run {record['run_id']} recorded in the ledger"
+        f"{ds.name}: {text}; downloaded {stats['downloaded']} file(s), {human_bytes(stats['bytes'])}"
+        + (f"; run {record['run_id']} recorded in the ledger" if record else "")
     )
+    if not_published:
+        console.print(
+            f"{ds.name}: {len(not_published)} session(s) not published ({not_published[0]}..{not_published[-1]}): "
+            f"{pub.describe(ds)}; not failures, not in the ledger"
+        )
+    if throttle.throttled:
+        console.print(
+            f"{ds.name}: throttled {throttle.throttled} time(s) by the endpoint; every request waited "
+            f"{throttle.paused_seconds:.1f}s in all"
+        )

@@ -1,8 +1,7 @@
-"""S3 listing and download into landing, and streaming CSV parsing with validation.
+"""Streaming CSV parsing of landing files with validation (S3 and landing live in `loaders.flatfiles.s3`).
 
-Downloads are atomic (temp file + rename) and verified (Content-Length, and the MD5 when the ETag is one),
-so a file in landing is always a complete copy of what the endpoint served. Parsing streams bounded
-batches and rejects a file at its first malformed row with an error naming file, line and field.
+Parsing streams bounded batches and rejects a file at its first malformed row with an error naming file,
+line and field.
 """
 
 from __future__ import annotations
@@ -10,17 +9,13 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import gzip
-import hashlib
 import io
-import json
 import logging
-import os
 import queue
 import re
 import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -29,13 +24,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-from tenacity import (
-    RetryCallState,
-    retry,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_random_exponential,
-)
 
 from loaders.flatfiles import settings as ff
 
@@ -58,34 +46,7 @@ class FlatFileError(Exception):
         super().__init__(f"{where}: {message}")
 
 
-class MissingFile(Exception):
-    """The endpoint answered 403 or 404 for a key: recorded for that date, never retried in the run."""
-
-    def __init__(self, key: str, status: int, code: str) -> None:
-        self.key, self.status, self.code = key, status, code
-        detail = code if code and code != str(status) else ""
-        if status == 403:
-            # HEAD answers carry no body, so the S3 error code is often just "403"
-            hint = "access denied: check POLYGON_S3_ACCESS_KEY_ID / POLYGON_S3_SECRET_ACCESS_KEY and the plan"
-            detail = f"{detail} ({hint})" if detail else hint
-        elif status == 404:
-            detail = detail or "no such file (not published for this session)"
-        super().__init__(f"{key}: HTTP {status} {detail}".rstrip())
-
-
-class TransientDownloadError(Exception):
-    """A download that ended early or does not match its ETag; retried."""
-
-
-# --------------------------------------------------------------------------------------------------- S3
-
-
-@dataclass(frozen=True)
-class RemoteFile:
-    key: str
-    session: dt.date
-    etag: str
-    size: int
+# --------------------------------------------------------------------------------------------------- keys
 
 
 def session_from_key(key: str) -> dt.date:
@@ -93,224 +54,6 @@ def session_from_key(key: str) -> dt.date:
     if not match:
         raise ValueError(f"not a flat-file key with a date: {key!r}")
     return dt.date.fromisoformat(match.group(3))
-
-
-def make_s3_client(endpoint: str, access_key_id: str, secret_access_key: str, max_pool: int) -> Any:
-    """A boto3 client without botocore's own retries: tenacity decides, so every fault is counted once."""
-    import boto3
-    from botocore.config import Config
-
-    config = Config(
-        connect_timeout=ff.CONNECT_TIMEOUT,
-        read_timeout=ff.READ_TIMEOUT,
-        retries={"total_max_attempts": 1, "mode": "standard"},
-        max_pool_connections=max(10, max_pool * 2),
-        signature_version="s3v4",
-        s3={"addressing_style": "path"},
-    )
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id=access_key_id or None,
-        aws_secret_access_key=secret_access_key or None,
-        region_name="us-east-1",
-        config=config,
-    )
-
-
-def _status_of(exc: BaseException) -> tuple[int | None, str]:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        meta = response.get("ResponseMetadata", {})
-        code = str(response.get("Error", {}).get("Code", ""))
-        return meta.get("HTTPStatusCode"), code
-    return None, ""
-
-
-def is_transient(exc: BaseException) -> bool:
-    """5xx, SlowDown/throttling, timeouts, resets and short bodies are worth another attempt."""
-    from botocore.exceptions import (
-        ClientError,
-        HTTPClientError,
-        IncompleteReadError,
-        ResponseStreamingError,
-    )
-    from botocore.exceptions import ConnectionError as BotoConnectionError
-
-    if isinstance(exc, TransientDownloadError | ConnectionError | TimeoutError):
-        return True
-    if isinstance(exc, ClientError):
-        status, code = _status_of(exc)
-        if code in {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "InternalError"}:
-            return True
-        return status is not None and (status >= 500 or status in (408, 429))
-    if isinstance(exc, BotoConnectionError | HTTPClientError | IncompleteReadError | ResponseStreamingError):
-        # endpoint connection errors, read/connect timeouts, closed connections, incomplete reads. Other
-        # botocore errors (no credentials, invalid parameters, bad endpoint URL) fail the same way every time.
-        return True
-    name = type(exc).__name__
-    return name in {"ProtocolError", "IncompleteRead", "ReadTimeoutError", "ResponseStreamingError"}
-
-
-def _permanent(exc: BaseException, key: str) -> MissingFile | None:
-    from botocore.exceptions import ClientError
-
-    if isinstance(exc, ClientError):
-        status, code = _status_of(exc)
-        if status in (403, 404) or code in {"NoSuchKey", "AccessDenied", "NotFound", "403", "404"}:
-            return MissingFile(key, status or 0, code)
-    return None
-
-
-def _log_retry(state: RetryCallState) -> None:
-    exc = state.outcome.exception() if state.outcome else None
-    log.warning("attempt %d failed (%s: %s); retrying", state.attempt_number, type(exc).__name__, exc)
-
-
-def _retrying(attempts: int) -> Callable[[Callable[..., T]], Callable[..., T]]:
-    return retry(
-        retry=retry_if_exception(is_transient),
-        wait=wait_random_exponential(multiplier=0.2, max=8),
-        stop=stop_after_attempt(attempts),
-        before_sleep=_log_retry,
-        reraise=True,
-    )
-
-
-def head(client: Any, bucket: str, key: str, attempts: int = ff.DOWNLOAD_ATTEMPTS) -> RemoteFile:
-    """ETag and size of one key; 403/404 raise MissingFile at once."""
-
-    @_retrying(attempts)
-    def _head() -> RemoteFile:
-        try:
-            response = client.head_object(Bucket=bucket, Key=key)
-        except Exception as exc:
-            missing = _permanent(exc, key)
-            if missing:
-                raise missing from None
-            raise
-        return RemoteFile(
-            key, session_from_key(key), response["ETag"].strip('"'), int(response["ContentLength"])
-        )
-
-    return _head()
-
-
-def list_prefix(
-    client: Any, bucket: str, prefix: str, attempts: int = ff.DOWNLOAD_ATTEMPTS
-) -> dict[str, RemoteFile] | None:
-    """ETag and size of every dated key under `prefix` (one request per 1,000 keys instead of a HEAD each).
-
-    None when the listing itself is refused (403/404: some credentials may read files but not list them);
-    the caller then asks for each key on its own.
-    """
-
-    @_retrying(attempts)
-    def _page(token: str | None) -> dict[str, Any]:
-        args = {"Bucket": bucket, "Prefix": prefix, **({"ContinuationToken": token} if token else {})}
-        return dict(client.list_objects_v2(**args))
-
-    out: dict[str, RemoteFile] = {}
-    token: str | None = None
-    while True:
-        try:
-            page = _page(token)
-        except Exception as exc:
-            if _permanent(exc, prefix):
-                return None
-            raise
-        for entry in page.get("Contents", []):
-            key = str(entry["Key"])
-            if ff.KEY_DATE.search(key):
-                out[key] = RemoteFile(
-                    key, session_from_key(key), str(entry["ETag"]).strip('"'), int(entry["Size"])
-                )
-        token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
-        if not token:
-            return out
-
-
-def landing_path(landing_root: Path, key: str) -> Path:
-    return landing_root / "flatfiles" / key
-
-
-def _meta_path(landing_root: Path, key: str) -> Path:
-    return landing_root / "flatfiles" / "_meta" / f"{key}.json"
-
-
-def landed_etag(landing_root: Path, remote: RemoteFile) -> str | None:
-    """ETag of the landing copy when it is complete and matches `remote`'s size, else None."""
-    path, meta = landing_path(landing_root, remote.key), _meta_path(landing_root, remote.key)
-    try:
-        info = json.loads(meta.read_text())
-        if path.stat().st_size == int(info["size"]) == remote.size:
-            return str(info["etag"])
-    except (OSError, ValueError, KeyError):
-        return None
-    return None
-
-
-def forget_landed(landing_root: Path, key: str) -> None:
-    """Make the next run fetch `key` again (used when a landed file is rejected)."""
-    _meta_path(landing_root, key).unlink(missing_ok=True)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def download(
-    client: Any,
-    bucket: str,
-    remote: RemoteFile,
-    landing_root: Path,
-    *,
-    force: bool = False,
-    attempts: int = ff.DOWNLOAD_ATTEMPTS,
-) -> tuple[Path, str, bool]:
-    """Fetch `remote` into landing unless an identical copy is there. Returns (path, etag, downloaded)."""
-    target = landing_path(landing_root, remote.key)
-    if not force and landed_etag(landing_root, remote) == remote.etag:
-        return target, remote.etag, False
-
-    @_retrying(attempts)
-    def _get() -> str:
-        try:
-            response = client.get_object(Bucket=bucket, Key=remote.key)
-        except Exception as exc:
-            missing = _permanent(exc, remote.key)
-            if missing:
-                raise missing from None
-            raise
-        etag = response["ETag"].strip('"')
-        expected = int(response["ContentLength"])
-        check_md5 = len(etag) == 32 and "-" not in etag
-        digest = hashlib.md5(usedforsecurity=False) if check_md5 else None
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.part")
-        received = 0
-        try:
-            body = response["Body"]
-            with open(tmp, "wb") as out:
-                while chunk := body.read(ff.DOWNLOAD_CHUNK):
-                    out.write(chunk)
-                    received += len(chunk)
-                    if digest is not None:
-                        digest.update(chunk)
-            if received != expected:
-                raise TransientDownloadError(f"{remote.key}: body ended at {received} of {expected} bytes")
-            if digest is not None and digest.hexdigest() != etag:
-                raise TransientDownloadError(f"{remote.key}: content does not match its ETag")
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
-        _atomic_write_text(_meta_path(landing_root, remote.key), json.dumps({"etag": etag, "size": expected}))
-        return etag
-
-    return target, _get(), True
 
 
 # --------------------------------------------------------------------------------------------------- parsing

@@ -112,6 +112,27 @@ SMALL_FILE_ROWS = BATCH_ROWS // 4
 GROUP_ROWS = BATCH_ROWS
 
 DOWNLOAD_CHUNK = 1 << 20
-DOWNLOAD_ATTEMPTS = 6
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 60.0
+# Retries of one S3 request (loaders/flatfiles/s3.py): 5xx, timeouts, resets and short bodies get
+# DOWNLOAD_ATTEMPTS with full-jitter backoff from BACKOFF_INITIAL up to BACKOFF_MAX seconds; a refused
+# connection or unknown host gets CONNECT_ATTEMPTS, then the run stops; throttling is waited out (the wait is
+# shared by every request of the run) for up to THROTTLE_PATIENCE_SECONDS per request.
+DOWNLOAD_ATTEMPTS = 6
+CONNECT_ATTEMPTS = 3
+BACKOFF_INITIAL = 0.2
+BACKOFF_MAX = 8.0
+THROTTLE_PATIENCE_SECONDS = 600.0
+# A throttling answer without Retry-After pauses every request for THROTTLE_BACKOFF_INITIAL seconds,
+# doubling (up to THROTTLE_BACKOFF_MAX) while requests sent after the pause are throttled again. A
+# Retry-After is honoured as given, capped at MAX_RETRY_AFTER_SECONDS.
+THROTTLE_BACKOFF_INITIAL = 0.5
+THROTTLE_BACKOFF_MAX = 20.0
+MAX_RETRY_AFTER_SECONDS = 120.0
+# Access denied to this many first files, none readable: the key pair or the plan is wrong, the run stops.
+DENIED_LIMIT = 3
+
+# A session's file is due this many hours after the session's close (QM_PUBLISH_GRACE_HOURS overrides).
+# Until then a missing file is "pending" (tried again by the next run), afterwards a missing file inside
+# the published range is a failure. 24 h covers Polygon's next-morning publication of minute files.
+DEFAULT_PUBLISH_GRACE_HOURS = 24.0

@@ -61,33 +61,23 @@ class BulkResult:
 
 
 def available_range(settings: Settings, prefix: str) -> tuple[dt.date, dt.date] | None:
-    """First and last session file under a flat-file prefix, from a few delimiter listings (not a full scan)."""
-    from loaders.flatfiles.helpers import make_s3_client, session_from_key
+    """First and last session file under a flat-file prefix, from a few delimiter listings (not a full scan).
+
+    Raises StopRun (loaders.flatfiles.s3) on a systematic error: no or wrong credentials, unknown bucket,
+    an endpoint that cannot be reached.
+    """
+    from loaders.flatfiles.s3 import Listings, make_s3_client, published_range, systematic
 
     client = make_s3_client(
         settings.s3_endpoint, settings.s3_access_key_id.reveal(), settings.s3_secret_access_key.reveal(), 2
     )
-
-    def folders(pfx: str) -> list[str]:
-        pages = client.get_paginator("list_objects_v2").paginate(
-            Bucket=settings.s3_bucket, Prefix=pfx, Delimiter="/"
-        )
-        return sorted(cp["Prefix"] for page in pages for cp in page.get("CommonPrefixes", []))
-
-    def keys(pfx: str) -> list[str]:
-        pages = client.get_paginator("list_objects_v2").paginate(Bucket=settings.s3_bucket, Prefix=pfx)
-        return sorted(
-            obj["Key"] for page in pages for obj in page.get("Contents", []) if obj["Key"].endswith(".csv.gz")
-        )
-
-    years = folders(prefix.rstrip("/") + "/")
-    if not years:
-        return None
-    first_keys = next((k for m in folders(years[0]) if (k := keys(m))), [])
-    last_keys = next((k for m in reversed(folders(years[-1])) if (k := keys(m))), [])
-    if not first_keys or not last_keys:
-        return None
-    return session_from_key(first_keys[0]), session_from_key(last_keys[-1])
+    try:
+        return published_range(Listings(client, settings.s3_bucket), prefix)
+    except Exception as exc:
+        stop = systematic(exc, settings.s3_endpoint, settings.s3_bucket)
+        if stop is not None:
+            raise stop from None
+        raise
 
 
 def parse_overrides(values: list[str]) -> dict[str, str]:
@@ -204,6 +194,8 @@ def bulk_command(
     from rich.console import Console
     from rich.table import Table
 
+    from loaders.flatfiles.s3 import StopRun
+
     console = Console()
     settings = load_settings()
     try:
@@ -213,6 +205,9 @@ def bulk_command(
     except ValueError as exc:
         console.print(f"[red]bulk: {exc}[/red]")
         return 2
+    except StopRun as exc:
+        console.print(f"[red]bulk: {settings.redact(exc.message)}[/red]")
+        return exc.code
     except Exception as exc:
         console.print(f"[red]bulk: cannot list the flat-file bucket: {settings.redact(str(exc))}[/red]")
         return 1

@@ -68,9 +68,11 @@ def select_datasets(settings: Settings, mode: str, requested: list[str] | None) 
 
 
 def ingest_window(settings: Settings, dataset: str) -> tuple[dt.date | None, dt.date | None]:
-    """Flat files: from a week before the last bronze session to the bucket's latest file; REST: loader's cursor."""
+    """Flat files: from a week before the last bronze session (or the oldest session still pending in the
+    ledger) to the bucket's latest file; REST: loader's cursor."""
     if spec(dataset).kind != "flatfile":
         return None, None
+    from loaders import runs
     from loaders.ops.bulk import available_range
 
     present = list(session_partitions(settings, dataset))
@@ -79,6 +81,9 @@ def ingest_window(settings: Settings, dataset: str) -> tuple[dt.date | None, dt.
         return None, None
     first, last = found
     start = max(first, present[-1] - dt.timedelta(days=LOOKBACK_DAYS)) if present else first
+    pending = [i["date"] for i in runs.pending_items(settings.runs_dir, dataset) if i.get("date")]
+    if pending:  # not published when last asked for, still within the grace period: ask again
+        start = min(start, max(first, dt.date.fromisoformat(min(pending))))
     return start, last
 
 
@@ -120,7 +125,7 @@ def run_refresh(
             start, end = ingest_window(settings, name)
             code = runner.ingest(name, start, end, incremental=True, max_concurrent=max_concurrent)
             window = f"{start or 'cursor'}..{end or 'latest'}"
-            return code == 0, f"{window} exit {code}", None
+            return code == 0, f"{window} exit {code}" + runner.exit_meaning(name, code), None
 
         ok, _ = _timed(summary, f"ingest {name}", step)
         if not ok:

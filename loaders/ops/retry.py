@@ -115,3 +115,51 @@ def retry_failed_command(
             f"[yellow]{sum(p.items for p in still)} item(s) still failing; see `quantmini status`[/yellow]"
         )
     return 1 if failed or still else 0
+
+
+def dismiss_command(
+    datasets: list[str] | None,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    *,
+    reason: str = "dismissed by hand",
+) -> int:
+    """`quantmini retry-failed --dismiss`: clear failed (and pending) ledger items for good, e.g. files
+    Polygon will never publish; optionally only those dated within [start, end]. Exit code 0."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from loaders import runs
+
+    console = Console()
+    settings = load_settings()
+
+    def chosen(item: dict) -> bool:
+        if datasets and item["dataset"] not in datasets:
+            return False
+        if item["status"] not in runs.FAILED_STATUSES | {runs.PENDING}:
+            return False
+        if start is None and end is None:
+            return True
+        if not item.get("date"):
+            return False  # a REST page has no date to match a range
+        day = dt.date.fromisoformat(item["date"])
+        return (start is None or day >= start) and (end is None or day <= end)
+
+    by_dataset: dict[str, list[dict]] = {}
+    for item in runs.latest_items(settings.runs_dir):
+        if chosen(item):
+            by_dataset.setdefault(item["dataset"], []).append(item)
+    if not by_dataset:
+        console.print("[green]Nothing to dismiss: no failed or pending items match.[/green]")
+        return 0
+    table = Table(title="Dismissed ledger items")
+    for col in ("dataset", "items", "first", "last"):
+        table.add_column(col)
+    for name, items in sorted(by_dataset.items()):
+        runs.dismiss(settings.runs_dir, name, items, reason)
+        ids = sorted(str(runs.item_id(i)) for i in items)
+        table.add_row(name, str(len(items)), ids[0], ids[-1])
+    console.print(table)
+    console.print(f"reason recorded in the ledger: {reason!r}")
+    return 0

@@ -47,6 +47,15 @@ def ingest(
     )
 
 
+def exit_meaning(dataset: str, code: int) -> str:
+    """` (what the exit code says)` for a flat-file ingest's non-zero code, else an empty string."""
+    if code == 0 or spec(dataset).kind != "flatfile":
+        return ""
+    from loaders.flatfiles.commands import EXIT_CODES
+
+    return f" ({EXIT_CODES[code]})" if code in EXIT_CODES else ""
+
+
 def project_dir() -> Path:
     """The dbt project (repo root): the current directory if it holds dbt_project.yml, else the checkout."""
     cwd = Path.cwd()
