@@ -486,11 +486,30 @@ def cleanup(
             "--bronze", help="Also remove bronze session partitions dated more than N days ago (destructive)."
         ),
     ] = False,
+    dataset: Annotated[
+        list[str] | None,
+        typer.Option("--dataset", "-t", help="With --bronze: only these flat-file datasets (repeatable)."),
+    ] = None,
+    allow_history_loss: Annotated[
+        bool,
+        typer.Option(
+            "--allow-history-loss",
+            help="Remove bronze sessions even where silver or gold would lose them (see docs/operations.md).",
+        ),
+    ] = False,
 ) -> None:
     """Remove landing files older than N days; dry run unless --apply; bronze untouched unless --bronze."""
     from loaders.ops.cleanup import cleanup_command
 
-    raise typer.Exit(cleanup_command(keep_days=keep_days, apply=apply, bronze=bronze))
+    raise typer.Exit(
+        cleanup_command(
+            keep_days=keep_days,
+            apply=apply,
+            bronze=bronze,
+            datasets=dataset,
+            allow_history_loss=allow_history_loss,
+        )
+    )
 
 
 class RefreshMode(StrEnum):

@@ -36,3 +36,35 @@
         {{ column_name }} is not null
         and not ({{ conditions | join(" and ") if conditions else "true" }})
 {% endtest %}
+
+
+{#-
+    dbt's `relationships`, checked only on the sessions bronze still holds: rows dated before the first
+    session of `span_of` were kept by retention (`cleanup --bronze`, docs/operations.md) after their
+    parent rows left bronze, and were checked when they were built.
+-#}
+{% test relationships_in_bronze_span(model, column_name, to, field, span_of, date_column='session_date') %}
+    with
+
+    child_rows as (
+
+        select {{ column_name }} as from_field
+        from {{ model }}
+        where
+            {{ column_name }} is not null
+            and {{ date_column }} >= (select min(session_date) from {{ span_of }})
+
+    ),
+
+    parent_rows as (
+
+        select {{ field }} as to_field
+        from {{ to }}
+
+    )
+
+    select child_rows.from_field
+    from child_rows
+    left join parent_rows on child_rows.from_field = parent_rows.to_field
+    where parent_rows.to_field is null
+{% endtest %}

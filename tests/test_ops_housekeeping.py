@@ -51,7 +51,10 @@ def test_cleanup_touches_bronze_only_when_asked(data_dir: Path) -> None:
     write_bronze(data_dir, "stocks_daily", [dt.date(2020, 1, 2), recent])
     plan = cleanup.plan_cleanup(load_settings(), 10, bronze=True)
     assert [p.name for p in plan.bronze_partitions] == ["session_date=2020-01-02"]
-    assert cleanup.cleanup_command(keep_days=10, apply=True, bronze=True) == 0
+    # no silver built from it yet: its rows would exist nowhere, so cleanup refuses unless told
+    assert cleanup.cleanup_command(keep_days=10, apply=True, bronze=True) == 1
+    assert (data_dir / "bronze" / "stocks_daily" / "session_date=2020-01-02").is_dir()
+    assert cleanup.cleanup_command(keep_days=10, apply=True, bronze=True, allow_history_loss=True) == 0
     remaining = sorted(p.name for p in (data_dir / "bronze" / "stocks_daily").iterdir())
     assert remaining == [f"session_date={recent.isoformat()}"]
 

@@ -21,7 +21,7 @@ from typing import Any
 from loaders.config import Settings, duckdb_config, load_settings
 from loaders.flatfiles import settings as ff
 from loaders.ops.datasets import DATASETS, spec
-from loaders.ops.inventory import bronze_root, parquet_files
+from loaders.ops.inventory import bronze_root, parquet_files, session_partitions
 
 # Bronze column contract of the flat-file datasets (docs/architecture.md), as pyarrow type strings.
 FLATFILE_CONTRACT: dict[str, tuple[str, ...]] = {
@@ -383,6 +383,10 @@ def check_silver(settings: Settings, report: Report) -> None:
                 report.add("silver", dataset, "catalog", f"no silver relation among {', '.join(relations)}")
                 continue
             bronze = report.bronze_counts.get(dataset, {})
+            # silver keeps the sessions `cleanup --bronze` removed (docs/operations.md, "Retention"):
+            # those before bronze's first session (all of them once bronze is empty) are not extra
+            on_disk = session_partitions(settings, dataset)
+            retained_before = min(on_disk) if on_disk else dt.date.max
             scope = report.scopes.get(dataset)
             window = sorted(scope.sessions | scope.removed) if scope else None
             for relation in found:
@@ -396,7 +400,10 @@ def check_silver(settings: Settings, report: Report) -> None:
                     f"silver {where}: {len(silver)} sessions" + (" (new or changed)" if scope else "")
                 )
                 missing = sorted(set(bronze) - set(silver))
-                extra = sorted(set(silver) - set(bronze))
+                extra = sorted(d for d in set(silver) - set(bronze) if d >= retained_before)
+                retained = sum(1 for d in silver if d < retained_before)
+                if retained:
+                    report.checked.append(f"silver {where}: {retained} sessions kept after bronze retention")
                 if missing:
                     report.add(
                         "silver",

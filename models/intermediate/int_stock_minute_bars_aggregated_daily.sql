@@ -7,6 +7,8 @@
     )
 }}
 
+{{ guard_retained_history(ref('stg_polygon__stocks_minute')) }}
+
 {#-
     One row per ticker and session summarising its minute bars. Every value depends on one session
     only, so an incremental run rebuilds exactly the sessions that are new or were re-loaded in bronze

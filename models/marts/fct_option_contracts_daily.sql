@@ -7,6 +7,8 @@
     )
 }}
 
+{{ guard_retained_history(ref('stg_polygon__options_daily')) }}
+
 {#-
     One row per option contract and session it traded. Values depend on their own session only, so an
     incremental run rewrites whole sessions: new or re-loaded option sessions, and stored sessions
@@ -31,11 +33,15 @@
             contracts.underlying_ticker = stock_bars.ticker
             and stored_rows.session_date = stock_bars.session_date
     where
-        stored_rows.underlying_ticker is distinct from contracts.underlying_ticker
-        or stored_rows.contract_type is distinct from contracts.contract_type
-        or stored_rows.expiration_date is distinct from contracts.expiration_date
-        or stored_rows.strike_price is distinct from contracts.strike_price
-        or stored_rows.underlying_close is distinct from stock_bars.close
+        -- sessions before bronze's first were removed by retention: kept as built, not re-derived
+        stored_rows.session_date >= (select min(session_date) from {{ ref('stg_polygon__options_daily') }})
+        and (
+            stored_rows.underlying_ticker is distinct from contracts.underlying_ticker
+            or stored_rows.contract_type is distinct from contracts.contract_type
+            or stored_rows.expiration_date is distinct from contracts.expiration_date
+            or stored_rows.strike_price is distinct from contracts.strike_price
+            or stored_rows.underlying_close is distinct from stock_bars.close
+        )
 {% endset %}
 {% endif %}
 

@@ -7,6 +7,8 @@
     )
 }}
 
+{{ guard_retained_history(ref('stg_polygon__options_daily')) }}
+
 {#-
     Option activity per underlying and session. Built from the contract mart; each session carries a
     fingerprint of the contract rows it was built from, and an incremental run rebuilds the sessions

@@ -7,10 +7,12 @@
         post_hook=[
             "{% if is_incremental() %}
             delete from {{ this }} as stored
-            where not exists (
-                select 1 from {{ ref('int_stock_daily_adjusted') }} as current_bars
-                where current_bars.ticker = stored.ticker and current_bars.session_date = stored.session_date
-            )
+            where
+                stored.session_date >= (select min(session_date) from {{ ref('int_stock_daily_adjusted') }})
+                and not exists (
+                    select 1 from {{ ref('int_stock_daily_adjusted') }} as current_bars
+                    where current_bars.ticker = stored.ticker and current_bars.session_date = stored.session_date
+                )
             {% endif %}"
         ],
     )
@@ -26,19 +28,122 @@
     changed), re-read `feature_lookback_sessions` earlier sessions of that ticker so every window is
     complete, and rewrite that ticker from the first changed session on. Rows that vanished from the
     input are deleted by the post-hook. The result equals a full refresh row for row.
+
+    Retention (docs/operations.md): sessions before bronze's first session were removed from bronze by
+    `quantmini cleanup --bronze`, not from the market, so their stored rows are kept ("retired" rows).
+    They stay inputs of the windows (a session just after the cutoff still gets its full lookback) and
+    follow later corporate actions: their factor moves by the same ratio as the factor of the ticker's
+    first session still in bronze, which is what a split or dividend after that session does to every
+    earlier session. A full refresh cannot rebuild them, so `guard_retained_history` refuses one.
 -#}
 
 {%- set lookback_sessions = var('feature_lookback_sessions', 260) %}
 
+{{ guard_retained_history(ref('int_stock_daily_adjusted')) }}
+
 with
 
-daily_bars as (
+current_bars as (
 
     select * from {{ ref('int_stock_daily_adjusted') }}
 
 ),
 
 {% if is_incremental() %}
+
+bronze_start as (
+
+    select min(session_date) as first_session
+
+    from current_bars
+
+),
+
+factor_anchors as (
+
+    -- each ticker's first session still in bronze: how far its factor moved since it was stored
+    select
+        current_bars.ticker,
+        current_bars.adj_factor / anchor_rows.adj_factor as factor_ratio
+
+    from current_bars
+    inner join {{ this }} as anchor_rows
+        on
+            current_bars.ticker = anchor_rows.ticker
+            and current_bars.session_date = anchor_rows.session_date
+    qualify row_number() over (partition by current_bars.ticker order by current_bars.session_date) = 1
+
+),
+
+retired_factors as (
+
+    select
+        retired_rows.ticker,
+        retired_rows.session_date,
+        retired_rows.open,
+        retired_rows.high,
+        retired_rows.low,
+        retired_rows.close,
+        retired_rows.volume,
+        retired_rows.transactions,
+        retired_rows.vwap,
+        retired_rows.vwap_source,
+        retired_rows.adj_factor * coalesce(factor_anchors.factor_ratio, 1.0) as adj_factor
+
+    from {{ this }} as retired_rows
+    cross join bronze_start
+    left join factor_anchors on retired_rows.ticker = factor_anchors.ticker
+    where bronze_start.first_session is null or retired_rows.session_date < bronze_start.first_session
+
+),
+
+daily_bars as (
+
+    select
+        ticker,
+        session_date,
+        open,
+        high,
+        low,
+        close,
+        volume,
+        transactions,
+        vwap,
+        vwap_source,
+        adj_factor,
+        adj_open,
+        adj_high,
+        adj_low,
+        adj_close,
+        adj_volume,
+        adj_vwap
+
+    from current_bars
+
+    union all
+
+    select
+        ticker,
+        session_date,
+        open,
+        high,
+        low,
+        close,
+        volume,
+        transactions,
+        vwap,
+        vwap_source,
+        adj_factor,
+        open * adj_factor as adj_open,
+        high * adj_factor as adj_high,
+        low * adj_factor as adj_low,
+        close * adj_factor as adj_close,
+        volume / adj_factor as adj_volume,
+        vwap * adj_factor as adj_vwap
+
+    from retired_factors
+
+),
 
 stored_bars as (
 
@@ -138,7 +243,7 @@ scoped_bars as (
         *,
         cast(null as date) as rewrite_from_date
 
-    from daily_bars
+    from current_bars
 
 ),
 

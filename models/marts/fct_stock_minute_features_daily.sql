@@ -7,6 +7,8 @@
     )
 }}
 
+{{ guard_retained_history(ref('stg_polygon__stocks_minute')) }}
+
 {#-
     Daily features derived from minute bars, one row per ticker and session with minute data. Each
     value depends on its own session only, so incremental runs rewrite just the sessions whose source
