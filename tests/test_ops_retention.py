@@ -15,6 +15,8 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from dbt_fixtures import run_dbt, write_flatfile_session, write_market_sessions, write_rest_records
 
@@ -25,6 +27,7 @@ from loaders.sandbox.market import Market, MarketConfig
 pytestmark = pytest.mark.xdist_group("dbt_retention")
 
 CUTOFF_INDEX = 40  # sessions before this one leave bronze
+SPLIT_TO = 4  # a 1-for-4 split on the new session
 
 
 @pytest.fixture(scope="module")
@@ -65,18 +68,38 @@ def _gold(data: Path) -> dict[str, np.ndarray]:
     }
 
 
-def _refresh(data: Path, monkeypatch: pytest.MonkeyPatch, new_day: dt.date, market: Market) -> int:
+def _after_split(bars: pa.Table, ticker: str, ratio: int) -> pa.Table:
+    """The session's bars with `ticker` trading after a 1-for-`ratio` split (prices divided, volume multiplied)."""
+    hit = pc.equal(bars.column("ticker"), ticker)
+    columns = {}
+    for name in bars.column_names:
+        column = bars.column(name)
+        if name in ("open", "high", "low", "close", "vwap"):
+            column = pc.if_else(hit, pc.divide(column, pa.scalar(float(ratio))), column)
+        elif name == "volume":
+            column = pc.if_else(hit, pc.multiply(column, pa.scalar(ratio, column.type)), column)
+        columns[name] = column
+    return pa.table(columns)
+
+
+def _refresh(
+    data: Path, monkeypatch: pytest.MonkeyPatch, new_day: dt.date, market: Market, ticker: str
+) -> int:
     """`refresh daily` whose ingest step writes the new session, as the flat-file ingest would."""
 
     def ingest(dataset: str, *args: object, **kwargs: object) -> int:
         if dataset == "stocks_daily":
-            write_market_sessions(data, market, [new_day], options=True, generation=1)
+            bars = _after_split(market.stock_day_aggs(new_day), ticker, SPLIT_TO)
+            write_flatfile_session(data, "stocks_daily", new_day, bars, 1)
+            write_flatfile_session(data, "options_daily", new_day, market.option_day_aggs(new_day), 1)
         return 0
 
     monkeypatch.setenv("QM_DATA_DIR", str(data))
     monkeypatch.setattr(refresh, "ingest_window", lambda settings, dataset: (None, None))
     monkeypatch.setattr(runner, "ingest", ingest)
-    return refresh.run_refresh(load_settings(), "daily", ["stocks_daily"]).code
+    summary = refresh.run_refresh(load_settings(), "daily", ["stocks_daily"])
+    assert summary.code == 0, summary.to_json()
+    return summary.code
 
 
 def test_refresh_after_cleanup_bronze_keeps_silver_and_gold_history(
@@ -102,12 +125,18 @@ def test_refresh_after_cleanup_bronze_keeps_silver_and_gold_history(
 
     # a split after the newest session: every earlier factor of that ticker moves, the removed ones too
     split_ticker = market.stock_day_aggs(new_day).column("ticker")[0].as_py()
-    new_split = {"id": "new-split", "execution_date": new_day.isoformat(), "split_from": 1, "split_to": 4}
+    new_split = {
+        "id": "new-split",
+        "execution_date": new_day.isoformat(),
+        "split_from": 1,
+        "split_to": SPLIT_TO,
+    }
     for lake in (kept, cleaned):
         write_rest_records(lake, "splits", [*market.splits(), {**new_split, "ticker": split_ticker}], 1)
 
-    assert _refresh(kept, monkeypatch, new_day, market) == 0
-    assert _refresh(cleaned, monkeypatch, new_day, market) == 0  # dbt build, gold export and validate
+    assert _refresh(kept, monkeypatch, new_day, market, split_ticker) == 0
+    # dbt build, gold export and validate all pass on the cleaned lake
+    assert _refresh(cleaned, monkeypatch, new_day, market, split_ticker) == 0
 
     expected, got = _features(kept), _features(cleaned)
     assert [r[:2] for r in got] == [r[:2] for r in expected]  # every (ticker, session), removed ones too
