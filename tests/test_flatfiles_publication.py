@@ -172,3 +172,50 @@ def test_how_a_session_without_a_file_is_reported(
 ) -> None:
     when = session_bounds(day)[1] + dt.timedelta(hours=hours_after_close)
     assert unpublished_status(dt.date.fromisoformat(day), pub, when, 24.0) == expected
+
+
+def test_refresh_daily_stays_green_while_files_are_pending_and_asks_for_them_again(
+    sandbox: Any, sandbox_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loaders.config import load_settings
+    from loaders.ops import refresh
+
+    newest = sandbox.market.today
+    following = sessions(newest + dt.timedelta(days=1), newest + dt.timedelta(days=7))[0]
+    _now_at(monkeypatch, session_bounds(following)[1] + dt.timedelta(hours=3))
+    assert _ingest("stocks_daily", sessions(newest - dt.timedelta(days=6), newest)[0], following) == 0
+    # an older session still pending (published late, inside the range) widens the refresh's window
+    older = runs.start_run(_runs_dir(sandbox_env), "stocks_daily", "flatfiles", {}, announce=False)
+    older.add(runs.PENDING, date="2025-11-05", key="us_stocks_sip/day_aggs_v1/2025/11/2025-11-05.csv.gz")
+    older.finish()
+    assert refresh.ingest_window(load_settings(), "stocks_daily") == (dt.date(2025, 11, 5), newest)
+    assert refresh.refresh_command("daily", ["stocks_daily"], build=False, validate=False) == refresh.EXIT_OK
+    assert _items(sandbox_env, "stocks_daily")["2025-11-05"] == "loaded"
+    # the session after the newest file stays pending until it is published or overdue
+    pending = runs.pending_items(_runs_dir(sandbox_env), "stocks_daily")
+    assert [p["date"] for p in pending] == [following.isoformat()]
+
+
+def test_a_pending_session_is_not_a_gap_until_its_due_time(
+    sandbox_env: dict[str, str], faults: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loaders.config import load_settings
+    from loaders.ops import gaps
+
+    days = sessions("2025-11-03", "2025-11-07")
+    faults.update(missing_days=[days[2].isoformat()])
+    _now_at(monkeypatch, session_bounds(days[2])[1] + dt.timedelta(hours=2))
+    assert _ingest("stocks_daily", days[0], days[-1]) == 0
+    settings = load_settings()
+    due = session_bounds(days[2])[1] + dt.timedelta(hours=24)
+    found = gaps.detect(settings, "stocks_daily", downstream=False)
+    assert (found.missing_sessions, found.pending) == ([days[2]], [])  # the real clock: long overdue
+    assert gaps.pending_sessions(settings, "stocks_daily", now=due - dt.timedelta(hours=1)) == {days[2]}
+    assert gaps.pending_sessions(settings, "stocks_daily", now=due + dt.timedelta(hours=1)) == set()
+    original = gaps.pending_sessions
+    monkeypatch.setattr(
+        gaps, "pending_sessions", lambda s, d: original(s, d, now=due - dt.timedelta(hours=1))
+    )
+    found = gaps.detect(settings, "stocks_daily", downstream=False)
+    assert (found.missing_sessions, found.pending) == ([], [days[2]])
+    assert found.to_json()["pending"] == [days[2].isoformat()]

@@ -278,3 +278,36 @@ def test_an_endpoint_lost_mid_run_stops_the_downloads(
     assert run["not_attempted"] == len(DAYS) - 3 and run["stopped"] == "unreachable"
     assert len(_bronze_sessions(sandbox_env, "stocks_daily")) == 3
     assert calls["n"] <= 6  # the ones already queued, not one refused download per remaining session
+
+
+@pytest.mark.slow
+def test_the_issues_throttling_scenario_at_full_size_loses_no_session(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--rate-limit 5 --error-rate 0.1`, `--max-concurrent 10`, about 200 sessions (27 of 199 failed
+    before downloads honoured Retry-After)."""
+    from loaders.sandbox.market import MarketConfig
+    from loaders.sandbox.server import SandboxServer
+
+    config = MarketConfig(
+        seed=11,
+        start=dt.date(2025, 3, 3),
+        end=dt.date(2025, 12, 19),
+        tickers=2,
+        option_underlyings=0,
+        minute=False,
+    )
+    with SandboxServer(config, host="127.0.0.1", rest_port=0, s3_port=0) as server:
+        env = {
+            **server.env(),
+            "QM_DATA_DIR": str(tmp_path / "data"),
+            "DLT_DATA_DIR": str(tmp_path / "data" / "dlt"),
+        }
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        days = sessions(config.start, config.end)
+        server.faults.update(rate_limit=5.0, error_rate=0.1)
+        assert _ingest("stocks_daily", days[0], days[-1], concurrent=10) == 0
+        throttled = [t for t, wait in server.s3_app.arrivals if wait is not None]
+        assert throttled and len(days) >= 199
+    assert _bronze_sessions(env, "stocks_daily") == {d.isoformat() for d in days}

@@ -54,6 +54,9 @@ class DatasetGaps:
     missing_in_gold: list[Range] | None = None
     gold_note: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: sessions without a partition whose file the ledger has as pending (not published yet, before its
+    #: due time): not gaps until QM_PUBLISH_GRACE_HOURS after the session's close
+    pending: list[dt.date] = field(default_factory=list)
 
     @property
     def missing_sessions(self) -> list[dt.date]:
@@ -78,6 +81,7 @@ class DatasetGaps:
             "holidays": [{"date": d.isoformat(), "name": name} for d, name in self.holidays],
             "weekend_days": self.weekend_days,
             "unexpected_partitions": [d.isoformat() for d in self.unexpected],
+            "pending": [d.isoformat() for d in self.pending],
         }
 
 
@@ -115,6 +119,23 @@ def weekend_days(start: dt.date, end: dt.date) -> int:
     return sum(1 for i in range(max(days, 0)) if (start + dt.timedelta(days=i)).weekday() >= 5)
 
 
+def pending_sessions(settings: Settings, dataset: str, now: dt.datetime | None = None) -> set[dt.date]:
+    """Sessions the run ledger has as pending whose due time has not passed yet."""
+    from loaders import runs
+
+    now = now or dt.datetime.now(dt.UTC)
+    out: set[dt.date] = set()
+    for item in runs.pending_items(settings.runs_dir, dataset):
+        try:
+            due = dt.datetime.fromisoformat(str(item["due"]).replace("Z", "+00:00"))
+            day = dt.date.fromisoformat(item["date"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if due > now:
+            out.add(day)
+    return out
+
+
 def detect(
     settings: Settings,
     dataset: str,
@@ -145,16 +166,19 @@ def detect(
     present = [d for d in present_all if start <= d <= end and d in expected_set]
     present_set = set(present)
     unexpected = [d for d in present_all if start <= d <= end and d not in expected_set]
+    pending = pending_sessions(settings, dataset)
+    absent = [d for d in expected if d not in present_set]
     result = DatasetGaps(
         dataset=dataset,
         start=start,
         end=end,
         expected=expected,
         present=present,
-        missing=to_ranges([d for d in expected if d not in present_set], expected),
+        missing=to_ranges([d for d in absent if d not in pending], expected),
         holidays=holiday_names(start, end),
         weekend_days=weekend_days(start, end),
         unexpected=unexpected,
+        pending=[d for d in absent if d in pending],
     )
     if downstream:
         _check_silver(settings, result, expected)
@@ -332,6 +356,10 @@ def gaps_command(
     for r in results:
         hol = ", ".join(f"{d} {name}" for d, name in r.holidays) or "none"
         console.print(f"[bold]{r.dataset}[/bold] not gaps: {r.weekend_days} weekend days; holidays: {hol}")
+        if r.pending:
+            console.print(
+                f"  pending publication (not gaps yet): {', '.join(d.isoformat() for d in r.pending)}"
+            )
         if r.unexpected:
             console.print(
                 f"  [yellow]partitions on non-session dates: {', '.join(d.isoformat() for d in r.unexpected)}[/yellow]"
