@@ -21,9 +21,13 @@ sandbox_app = typer.Typer(
 )
 export_app = typer.Typer(help="Publish gold datasets.")
 schedule_app = typer.Typer(help="Manage the cron entry that runs `quantmini refresh`.")
+lake_app = typer.Typer(
+    help="Keep the data directory in an S3-compatible bucket (QM_LAKE_S3_*): pull before a run, push after."
+)
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(export_app, name="export")
 app.add_typer(schedule_app, name="schedule")
+app.add_typer(lake_app, name="lake")
 
 
 class Dataset(StrEnum):
@@ -587,6 +591,35 @@ def schedule_remove(crontab_file: CrontabOpt = None) -> None:
     from loaders.ops.schedule import remove_command
 
     raise typer.Exit(remove_command(crontab_file=crontab_file))
+
+
+LakeDryRunOpt = Annotated[
+    bool, typer.Option("--dry-run", help="Say what would be transferred; change nothing.")
+]
+
+
+@lake_app.command("pull")
+def lake_pull(dry_run: LakeDryRunOpt = False) -> None:
+    """Download the files that differ from the bucket's lake; an interrupted pull changes nothing."""
+    from loaders.ops.lake import lake_command
+
+    raise typer.Exit(lake_command("pull", dry_run=dry_run))
+
+
+@lake_app.command("push")
+def lake_push(
+    dry_run: LakeDryRunOpt = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Push even if the bucket moved on since the last pull, or most files would go."
+        ),
+    ] = False,
+) -> None:
+    """Upload what changed since the bucket's lake (and delete what was removed here) in one new generation."""
+    from loaders.ops.lake import lake_command
+
+    raise typer.Exit(lake_command("push", force=force, dry_run=dry_run))
 
 
 def main() -> None:
