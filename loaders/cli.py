@@ -623,7 +623,18 @@ def lake_push(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except Exception as exc:
+        from loaders.storage_errors import describe, storage_error
+
+        error = storage_error(exc)
+        if error is None:
+            raise
+        from rich.console import Console
+
+        Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {describe(error)}", highlight=False)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

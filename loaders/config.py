@@ -134,6 +134,9 @@ def load_settings() -> Settings:
 
 def prepare_dlt_environment(settings: Settings) -> None:
     """Keep dlt's pipelines folder (state, load packages) inside the data directory."""
+    from loaders.storage_errors import quiet_dlt_storage_tracebacks
+
+    quiet_dlt_storage_tracebacks()  # a full disk is reported once, in plain words, by the command
     settings.pipelines_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("DLT_DATA_DIR", str(settings.pipelines_dir))
     os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")

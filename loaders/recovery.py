@@ -12,7 +12,8 @@ A dlt package moves through folders of the pipeline's working dir, each move one
 
 A package that cannot be normalized or loaded at all is aborted with dlt's `abort_packages`, which also
 rewinds the pipeline's local state (an incremental cursor) to before that package, so its rows are
-requested again by the run instead of being skipped for good.
+requested again by the run instead of being skipped for good. A full or read-only disk is not such a
+failure: the package is kept for the next run and the error is raised for the command to report.
 
 Only call this while holding the dataset's ingest lock: another process may be extracting otherwise.
 """
@@ -101,6 +102,7 @@ def recover_packages(pipeline: Any) -> Recovery:
                 pipeline.normalize()
                 report.normalized.extend(pending)
             except PipelineStepFailed as exc:
+                _raise_storage_error(exc)
                 report.errors.append(f"normalize: {exc.exception}")
                 _abort(pipeline, report)
 
@@ -110,11 +112,21 @@ def recover_packages(pipeline: Any) -> Recovery:
             pipeline.load()
             report.loaded.extend(normalized)
         except PipelineStepFailed as exc:
+            _raise_storage_error(exc)
             report.errors.append(f"load: {exc.exception}")
             _abort(pipeline, report)
     if report.acted:
         log.info("pipeline %s: %s", pipeline.pipeline_name, report.describe())
     return report
+
+
+def _raise_storage_error(exc: BaseException) -> None:
+    """A full or read-only disk is not the package's fault: keep it for the next run, stop this one."""
+    from loaders.storage_errors import storage_error
+
+    error = storage_error(exc)
+    if error is not None:
+        raise error from None
 
 
 def _abort(pipeline: Any, report: Recovery) -> None:

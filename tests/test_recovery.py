@@ -211,3 +211,50 @@ def test_ledger_line_is_whole_or_absent_and_a_torn_line_does_not_spoil_the_next(
     monkeypatch.undo()
     assert path.stat().st_size == size
     assert [r["run_id"] for r in runs.read_runs(tmp_path, "ds")] == ["a", "b"]
+
+
+def test_an_unwritable_data_dir_gives_one_clear_line_not_a_traceback(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    env = {"QM_DATA_DIR": str(blocker / "data"), "DLT_DATA_DIR": str(blocker / "data" / "dlt")}
+    for dataset in ("stocks_daily", "news"):
+        result = quantmini(env, "ingest", "-t", dataset, "-s", "2025-10-01", "-e", "2025-10-02")
+        assert result.returncode == 1, result.stderr[-2000:]
+        assert "Traceback" not in result.stderr and "│" not in result.stderr
+        assert "error: cannot write" in result.stderr and "set QM_DATA_DIR to a folder" in result.stderr
+
+
+def test_storage_errors_are_found_inside_dlt_exceptions_and_other_errors_are_not() -> None:
+    import errno
+
+    from loaders.storage_errors import describe, storage_error
+
+    full = OSError(errno.ENOSPC, "No space left on device", "/data/bronze/x.parquet")
+    try:
+        try:
+            raise full
+        except OSError as exc:
+            raise RuntimeError("load step failed") from exc
+    except RuntimeError as wrapped:
+        assert storage_error(wrapped) is full
+    assert "the disk holding it is full" in describe(full) and "/data/bronze/x.parquet" in describe(full)
+    assert storage_error(FileNotFoundError(errno.ENOENT, "gone")) is None
+    assert storage_error(ValueError("bad row")) is None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a read-only tmpfs needs root")
+def test_a_read_only_data_dir_gives_one_clear_line(tmp_path: Path) -> None:
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"mount not permitted here: {done.stderr.decode().strip()}")
+    try:
+        env = {"QM_DATA_DIR": str(mount / "data"), "DLT_DATA_DIR": str(mount / "data" / "dlt")}
+        result = quantmini(env, "ingest", "-t", "stocks_daily", "-s", "2025-10-01", "-e", "2025-10-02")
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert "read-only file system: set QM_DATA_DIR to a writable folder" in result.stderr
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
