@@ -64,9 +64,13 @@ format: $(STAMP) ## Apply ruff formatting and fixes
 	$(BIN)/ruff check --fix loaders tests bench chaos
 	$(BIN)/ruff format loaders tests bench chaos
 
-.PHONY: bench chaos
+.PHONY: chaos
+chaos: $(STAMP) ## Fault suite (kills at every on-disk phase, bad input, full disk, ...): a table, about 10 min
+	nice -n 5 $(BIN)/python -m chaos $(CHAOS_ARGS)
+
+.PHONY: bench
 bench: $(STAMP) ## Run the benchmarks under bench/ and print ratios against in-process baselines
-	$(BIN)/python -m bench chaos
+	$(BIN)/python -m bench
 
 .PHONY: bench-scale
 bench-scale: $(STAMP) ## Seed-sized lake (12,000 tickers x 5 years ...; knobs QM_SCALE_*, see bench/README.md): hours
