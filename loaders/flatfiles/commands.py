@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from loaders import bronze, runs
-from loaders.calendar import next_session, previous_session, session_bounds, sessions
+from loaders.calendar import next_session, previous_session, session_bounds, sessions, write_sessions_file
 from loaders.config import Settings, load_settings, prepare_dlt_environment, read_setting
 from loaders.flatfiles import settings as ff
 from loaders.flatfiles.helpers import human_bytes, session_from_key
@@ -454,6 +454,7 @@ def ingest_command(
         return EXIT_BUSY
     ds = ff.DATASETS[dataset]
     settings = load_settings()
+    write_sessions_file(settings.bronze_dir)  # the session calendar the silver models read
     try:
         with dataset_lock(settings.data_dir, ds.name):
             return _ingest_locked(

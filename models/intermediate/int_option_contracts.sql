@@ -20,12 +20,26 @@ contract_references as (
 
 ),
 
-latest_references as (
+ranked_references as (
 
-    select *
+    select
+        *,
+        row_number() over (partition by contract_ticker order by load_id desc nulls last) as version_rank
 
     from contract_references
-    qualify row_number() over (partition by contract_ticker order by load_id desc nulls last) = 1
+
+),
+
+latest_references as (
+
+    select
+        contract_ticker,
+        underlying_ticker,
+        shares_per_contract,
+        exercise_style
+
+    from ranked_references
+    where version_rank = 1
 
 ),
 
@@ -87,13 +101,15 @@ final as (
             when parsed.occ_root != '' then 'occ_root'
         end as underlying_source,
         case
-            when parsed.expiration_digits != '' then cast(strptime('20' || parsed.expiration_digits, '%Y%m%d') as date)
+            when parsed.expiration_digits != '' then {{ date_from_yyyymmdd("'20' || parsed.expiration_digits") }}
         end as expiration_date,
         case parsed.type_letter
             when 'C' then 'call'
             when 'P' then 'put'
         end as contract_type,
-        case when parsed.strike_digits != '' then cast(parsed.strike_digits as bigint) / 1000.0 end as strike_price,
+        case
+            when parsed.strike_digits != '' then cast(parsed.strike_digits as bigint) / cast(1000 as double)
+        end as strike_price,
         latest_references.shares_per_contract,
         latest_references.exercise_style,
         parsed.occ_root != '' as has_valid_occ_symbol,

@@ -80,7 +80,7 @@ corporate_actions as (
         ticker,
         execution_date as ex_date,
         split_from / split_to as split_factor,
-        0.0 as cash_amount
+        cast(0 as double) as cash_amount
 
     from distinct_splits
 
@@ -89,7 +89,7 @@ corporate_actions as (
     select
         ticker,
         ex_dividend_date as ex_date,
-        1.0 as split_factor,
+        cast(1 as double) as split_factor,
         cash_amount
 
     from distinct_dividends
@@ -103,7 +103,7 @@ actions_on_sessions as (
         sessions_with_previous.session_date as effective_date,
         sessions_with_previous.previous_session_date,
         sessions_with_previous.previous_close,
-        product(corporate_actions.split_factor) as split_factor,
+        {{ product('corporate_actions.split_factor') }} as split_factor,
         sum(corporate_actions.cash_amount) as cash_amount,
         count(*) as action_count
 
@@ -127,8 +127,8 @@ action_factors as (
         *,
         case
             when cash_amount > 0 and cash_amount < previous_close * split_factor
-                then 1.0 - cash_amount / (previous_close * split_factor)
-            else 1.0
+                then 1 - cash_amount / (previous_close * split_factor)
+            else cast(1 as double)
         end as dividend_factor,
         cash_amount > 0 and not coalesce(cash_amount < previous_close * split_factor, false)
             as is_dividend_ignored
@@ -150,9 +150,10 @@ cumulative_factors as (
         split_factor * dividend_factor as action_factor,
         is_dividend_ignored,
         action_count,
-        product(split_factor * dividend_factor) over (
-            by_ticker rows between current row and unbounded following
-        ) as adjustment_factor
+        {{ product(
+            'split_factor * dividend_factor',
+            over='partition by ticker order by effective_date rows between current row and unbounded following'
+        ) }} as adjustment_factor
 
     from action_factors
     window by_ticker as (partition by ticker order by effective_date)

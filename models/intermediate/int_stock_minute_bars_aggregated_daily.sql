@@ -1,8 +1,9 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
+        incremental_strategy=session_incremental_strategy(),
         unique_key=['session_date'],
+        partition_by=['session_date'],
         on_schema_change='fail',
     )
 }}
@@ -100,10 +101,10 @@ session_summaries as (
         sum(typical_price * volume) / nullif(sum(volume), 0) as minute_vwap,
         count(*) filter (where is_regular_hours and volume > 0) as active_minutes,
         sum(volume) filter (where is_regular_hours) as regular_hours_volume,
-        arg_min(open, bar_start_at) filter (where is_first_30_minutes) as first_30_minutes_open,
-        arg_max(close, bar_start_at) filter (where is_first_30_minutes) as first_30_minutes_close,
-        arg_max(close, bar_start_at) filter (where is_before_last_30_minutes) as last_30_minutes_start_close,
-        arg_max(close, bar_start_at) filter (where is_regular_hours) as regular_hours_close,
+        min_by(open, bar_start_at) filter (where is_first_30_minutes) as first_30_minutes_open,
+        max_by(close, bar_start_at) filter (where is_first_30_minutes) as first_30_minutes_close,
+        max_by(close, bar_start_at) filter (where is_before_last_30_minutes) as last_30_minutes_start_close,
+        max_by(close, bar_start_at) filter (where is_regular_hours) as regular_hours_close,
         max(load_id) as source_load_id
 
     from bars_in_sessions

@@ -34,31 +34,41 @@ versions as (
 
     from financials
     where ticker is not null and filing_date is not null and period_end_date is not null
-    group by all
+    group by
+        ticker,
+        timeframe,
+        financial_statement,
+        line_item,
+        fiscal_year,
+        fiscal_period,
+        period_end_date,
+        filing_date
 
 ),
 
 running as (
 
     -- at each filing day: the newest period filed so far, in its latest filed version
-    -- (a running arg_max over the filings up to and including that day)
+    -- (a running max_by over the filings up to and including that day)
     select
         ticker,
         timeframe,
         financial_statement,
         line_item,
         filing_date as valid_from_date,
-        arg_max(
-            {
-                'fiscal_year': fiscal_year,
-                'fiscal_period': fiscal_period,
-                'period_end_date': period_end_date,
-                'filing_date': filing_date,
-                'filing_id': filing_id,
-                'reported_value': reported_value,
-                'unit': unit
-            },
-            { 'period_end_date': period_end_date, 'filing_date': filing_date, 'filing_id': filing_id }
+        max_by(
+            {{ struct_of({
+                'fiscal_year': 'fiscal_year',
+                'fiscal_period': 'fiscal_period',
+                'period_end_date': 'period_end_date',
+                'filing_date': 'filing_date',
+                'filing_id': 'filing_id',
+                'reported_value': 'reported_value',
+                'unit': 'unit'
+            }) }},
+            {{ struct_of({
+                'period_end_date': 'period_end_date', 'filing_date': 'filing_date', 'filing_id': 'filing_id'
+            }) }}
         ) over (
             partition by ticker, timeframe, financial_statement, line_item
             order by filing_date
@@ -89,15 +99,37 @@ visible as (
 
 ),
 
+with_previous as (
+
+    select
+        *,
+        lag(filing_id) over (
+            partition by ticker, timeframe, financial_statement, line_item order by valid_from_date
+        ) as previous_filing_id
+
+    from visible
+
+),
+
 changes as (
 
     -- keep a day only when the visible version changes (an older period's amendment changes nothing)
-    select *
-    from visible
-    qualify
-        lag(filing_id) over (
-            partition by ticker, timeframe, financial_statement, line_item order by valid_from_date
-        ) is distinct from filing_id
+    select
+        ticker,
+        timeframe,
+        financial_statement,
+        line_item,
+        valid_from_date,
+        fiscal_year,
+        fiscal_period,
+        period_end_date,
+        filing_date,
+        filing_id,
+        reported_value,
+        unit
+
+    from with_previous
+    where previous_filing_id is distinct from filing_id
 
 ),
 

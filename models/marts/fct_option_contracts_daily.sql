@@ -1,8 +1,9 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
+        incremental_strategy=session_incremental_strategy(),
         unique_key=['session_date'],
+        partition_by=['session_date'],
         on_schema_change='fail',
     )
 }}
@@ -80,7 +81,7 @@ final as (
         volume,
         transactions,
         underlying_close,
-        date_diff('day', session_date, expiration_date) as days_to_expiry,
+        {{ days_between('session_date', 'expiration_date') }} as days_to_expiry,
         underlying_close / nullif(strike_price, 0) as moneyness,
         case
             when underlying_close > 0 and strike_price > 0 then ln(underlying_close / strike_price)

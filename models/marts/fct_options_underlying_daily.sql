@@ -1,8 +1,9 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
+        incremental_strategy=session_incremental_strategy(),
         unique_key=['session_date'],
+        partition_by=['session_date'],
         on_schema_change='fail',
     )
 }}
@@ -27,7 +28,9 @@ session_fingerprints as (
 
     select
         session_date,
-        bit_xor(hash(contract_ticker, underlying_ticker, contract_type, volume, source_load_id)) as source_fingerprint
+        bit_xor(
+            {{ row_hash(['contract_ticker', 'underlying_ticker', 'contract_type', 'volume', 'source_load_id']) }}
+        ) as source_fingerprint
 
     from contract_rows
     group by session_date

@@ -1,20 +1,11 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
+        incremental_strategy=session_incremental_strategy(),
         unique_key=['ticker', 'session_date'],
+        partition_by=['session_date'],
         on_schema_change='fail',
-        post_hook=[
-            "{% if is_incremental() %}
-            delete from {{ this }} as stored
-            where
-                stored.session_date >= (select min(session_date) from {{ ref('int_stock_daily_adjusted') }})
-                and not exists (
-                    select 1 from {{ ref('int_stock_daily_adjusted') }} as current_bars
-                    where current_bars.ticker = stored.ticker and current_bars.session_date = stored.session_date
-                )
-            {% endif %}"
-        ],
+        post_hook=["{{ delete_vanished_ticker_sessions(ref('int_stock_daily_adjusted')) }}"],
     )
 }}
 
@@ -27,7 +18,9 @@
     sessions, re-loaded sessions, or every session before a new split or dividend, whose factor
     changed), re-read `feature_lookback_sessions` earlier sessions of that ticker so every window is
     complete, and rewrite that ticker from the first changed session on. Rows that vanished from the
-    input are deleted by the post-hook. The result equals a full refresh row for row.
+    input are deleted by the post-hook. Where the engine replaces whole session partitions (Spark),
+    every ticker is rewritten from the first changed session of any ticker instead. The result equals
+    a full refresh row for row.
 
     Retention (docs/operations.md): sessions before bronze's first session were removed from bronze by
     `quantmini cleanup --bronze`, not from the market, so their stored rows are kept ("retired" rows).
@@ -38,6 +31,8 @@
 -#}
 
 {%- set lookback_sessions = var('feature_lookback_sessions', 260) %}
+{#- a ticker's own sessions in order: the window every feature is computed over -#}
+{%- set by_ticker = 'partition by ticker order by session_date' %}
 
 {{ guard_retained_history(ref('int_stock_daily_adjusted')) }}
 
@@ -59,19 +54,30 @@ bronze_start as (
 
 ),
 
-factor_anchors as (
+stored_anchors as (
 
-    -- each ticker's first session still in bronze: how far its factor moved since it was stored
     select
         current_bars.ticker,
-        current_bars.adj_factor / anchor_rows.adj_factor as factor_ratio
+        current_bars.adj_factor / anchor_rows.adj_factor as factor_ratio,
+        row_number() over (partition by current_bars.ticker order by current_bars.session_date) as session_rank
 
     from current_bars
     inner join {{ this }} as anchor_rows
         on
             current_bars.ticker = anchor_rows.ticker
             and current_bars.session_date = anchor_rows.session_date
-    qualify row_number() over (partition by current_bars.ticker order by current_bars.session_date) = 1
+
+),
+
+factor_anchors as (
+
+    -- each ticker's first session still in bronze: how far its factor moved since it was stored
+    select
+        ticker,
+        factor_ratio
+
+    from stored_anchors
+    where session_rank = 1
 
 ),
 
@@ -88,7 +94,7 @@ retired_factors as (
         retired_rows.transactions,
         retired_rows.vwap,
         retired_rows.vwap_source,
-        retired_rows.adj_factor * coalesce(factor_anchors.factor_ratio, 1.0) as adj_factor
+        retired_rows.adj_factor * coalesce(factor_anchors.factor_ratio, cast(1 as double)) as adj_factor
 
     from {{ this }} as retired_rows
     cross join bronze_start
@@ -190,6 +196,32 @@ changed_bars as (
 
 ),
 
+{% if incremental_replaces_whole_sessions() %}
+
+first_change as (
+
+    select min(session_date) as rewrite_from_date
+
+    from changed_bars
+
+),
+
+changed_tickers as (
+
+    -- a session is replaced whole: every ticker traded since the first changed session is rewritten
+    select
+        daily_bars.ticker,
+        min(first_change.rewrite_from_date) as rewrite_from_date
+
+    from daily_bars
+    cross join first_change
+    where daily_bars.session_date >= first_change.rewrite_from_date
+    group by daily_bars.ticker
+
+),
+
+{% else %}
+
 changed_tickers as (
 
     select
@@ -200,6 +232,8 @@ changed_tickers as (
     group by ticker
 
 ),
+
+{% endif %}
 
 numbered_bars as (
 
@@ -268,7 +302,7 @@ daily_moves as (
 
     select
         *,
-        adj_close / previous_adj_close - 1 as return_1d,
+        adj_close / nullif(previous_adj_close, 0) - 1 as return_1d,
         case
             when adj_close > 0 and previous_adj_close > 0 then ln(adj_close / previous_adj_close)
         end as log_return_1d,
@@ -292,23 +326,24 @@ windows as (
 
     select
         *,
-        stddev_samp(log_return_1d) over (by_ticker rows between 19 preceding and current row) as volatility_20_raw,
-        count(log_return_1d) over (by_ticker rows between 19 preceding and current row) as log_returns_in_20,
-        stddev_samp(log_return_1d) over (by_ticker rows between 59 preceding and current row) as volatility_60_raw,
-        count(log_return_1d) over (by_ticker rows between 59 preceding and current row) as log_returns_in_60,
-        avg(adj_volume) over (by_ticker rows between 20 preceding and 1 preceding) as mean_adj_volume_20_raw,
-        count(adj_volume) over (by_ticker rows between 20 preceding and 1 preceding) as volumes_in_20,
-        avg(true_range) over (by_ticker rows between 13 preceding and current row) as atr_14_raw,
-        count(true_range) over (by_ticker rows between 13 preceding and current row) as true_ranges_in_14,
-        avg(close_gain) over (by_ticker rows between 13 preceding and current row) as mean_gain_14,
-        avg(close_loss) over (by_ticker rows between 13 preceding and current row) as mean_loss_14,
-        count(close_gain) over (by_ticker rows between 13 preceding and current row) as moves_in_14,
-        max(adj_high) over (by_ticker rows between 251 preceding and current row) as high_252_raw,
-        min(adj_low) over (by_ticker rows between 251 preceding and current row) as low_252_raw,
-        count(*) over (by_ticker rows between 251 preceding and current row) as sessions_in_252
+        stddev_samp(log_return_1d) over ({{ by_ticker }} rows between 19 preceding and current row)
+            as volatility_20_raw,
+        count(log_return_1d) over ({{ by_ticker }} rows between 19 preceding and current row) as log_returns_in_20,
+        stddev_samp(log_return_1d) over ({{ by_ticker }} rows between 59 preceding and current row)
+            as volatility_60_raw,
+        count(log_return_1d) over ({{ by_ticker }} rows between 59 preceding and current row) as log_returns_in_60,
+        avg(adj_volume) over ({{ by_ticker }} rows between 20 preceding and 1 preceding) as mean_adj_volume_20_raw,
+        count(adj_volume) over ({{ by_ticker }} rows between 20 preceding and 1 preceding) as volumes_in_20,
+        avg(true_range) over ({{ by_ticker }} rows between 13 preceding and current row) as atr_14_raw,
+        count(true_range) over ({{ by_ticker }} rows between 13 preceding and current row) as true_ranges_in_14,
+        avg(close_gain) over ({{ by_ticker }} rows between 13 preceding and current row) as mean_gain_14,
+        avg(close_loss) over ({{ by_ticker }} rows between 13 preceding and current row) as mean_loss_14,
+        count(close_gain) over ({{ by_ticker }} rows between 13 preceding and current row) as moves_in_14,
+        max(adj_high) over ({{ by_ticker }} rows between 251 preceding and current row) as high_252_raw,
+        min(adj_low) over ({{ by_ticker }} rows between 251 preceding and current row) as low_252_raw,
+        count(*) over ({{ by_ticker }} rows between 251 preceding and current row) as sessions_in_252
 
     from daily_moves
-    window by_ticker as (partition by ticker order by session_date)
 
 ),
 
@@ -335,9 +370,9 @@ features as (
         adj_vwap,
         return_1d as change,
         return_1d,
-        adj_close / adj_close_5_sessions_ago - 1 as return_5d,
-        adj_close / adj_close_20_sessions_ago - 1 as return_20d,
-        adj_close / adj_close_60_sessions_ago - 1 as return_60d,
+        adj_close / nullif(adj_close_5_sessions_ago, 0) - 1 as return_5d,
+        adj_close / nullif(adj_close_20_sessions_ago, 0) - 1 as return_20d,
+        adj_close / nullif(adj_close_60_sessions_ago, 0) - 1 as return_60d,
         log_return_1d,
         case
             when adj_close > 0 and adj_close_5_sessions_ago > 0 then ln(adj_close / adj_close_5_sessions_ago)
@@ -355,31 +390,22 @@ features as (
             when volumes_in_20 = 20 and mean_adj_volume_20_raw > 0 then adj_volume / mean_adj_volume_20_raw
         end as relative_volume_20d,
         case when true_ranges_in_14 = 14 then atr_14_raw end as atr_14,
-        adj_open / previous_adj_close - 1 as gap,
+        adj_open / nullif(previous_adj_close, 0) - 1 as gap,
         close / nullif(open, 0) - 1 as intraday_return,
-        case when sessions_in_252 = 252 then adj_close / high_252_raw - 1 end as distance_to_52_week_high,
-        case when sessions_in_252 = 252 then adj_close / low_252_raw - 1 end as distance_to_52_week_low,
+        case when sessions_in_252 = 252 then adj_close / nullif(high_252_raw, 0) - 1 end as distance_to_52_week_high,
+        case when sessions_in_252 = 252 then adj_close / nullif(low_252_raw, 0) - 1 end as distance_to_52_week_low,
         -- windowed means can carry a rounding residue around 1e-18 where the exact value is 0
         case
             when moves_in_14 < 14 then null
             when greatest(mean_gain_14, 0) + greatest(mean_loss_14, 0) = 0 then 50.0
             else 100.0 * (greatest(mean_gain_14, 0) / (greatest(mean_gain_14, 0) + greatest(mean_loss_14, 0)))
-        end as rsi_14,
-        rewrite_from_date
+        end as rsi_14
 
     from windows
-
-),
-
-final as (
-
-    select * exclude (rewrite_from_date)
-
-    from features
     {% if is_incremental() %}
     where session_date >= rewrite_from_date
     {% endif %}
 
 )
 
-select * from final
+select * from features

@@ -1,8 +1,9 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
+        incremental_strategy=session_incremental_strategy(),
         unique_key=['session_date'],
+        partition_by=['session_date'],
         on_schema_change='fail',
     )
 }}

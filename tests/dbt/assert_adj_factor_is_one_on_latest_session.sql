@@ -8,6 +8,18 @@ features as (
 
 ),
 
+ranked as (
+
+    select
+        ticker,
+        session_date,
+        adj_factor,
+        row_number() over (partition by ticker order by session_date desc) as recency_rank
+
+    from features
+
+),
+
 latest_rows as (
 
     select
@@ -15,8 +27,8 @@ latest_rows as (
         session_date,
         adj_factor
 
-    from features
-    qualify row_number() over (partition by ticker order by session_date desc) = 1
+    from ranked
+    where recency_rank = 1
 
 )
 

@@ -9,29 +9,54 @@ source as (
 renamed as (
 
     select
-        cast(id as varchar) as article_id,
-        cast(published_utc as timestamp with time zone) as published_at,
-        cast(timezone('America/New_York', cast(published_utc as timestamp with time zone)) as date) as published_date,
-        cast(title as varchar) as title,
-        cast(author as varchar) as author,
-        cast(description as varchar) as description,
-        cast(article_url as varchar) as article_url,
-        cast(publisher_name as varchar) as publisher_name,
-        cast(keywords as varchar[]) as keywords,
-        cast(tickers as varchar[]) as tickers,
-        cast(_dlt_load_id as varchar) as load_id,
-        coalesce(len(insights), 0) as insight_count
+        cast(id as string) as article_id,
+        cast(published_utc as {{ type_instant() }}) as published_at,
+        {{ local_date('cast(published_utc as ' ~ type_instant() ~ ')', 'America/New_York') }} as published_date,
+        cast(title as string) as title,
+        cast(author as string) as author,
+        cast(description as string) as description,
+        cast(article_url as string) as article_url,
+        cast(publisher_name as string) as publisher_name,
+        cast(keywords as {{ type_string_list() }}) as keywords,
+        cast(tickers as {{ type_string_list() }}) as tickers,
+        cast(_dlt_load_id as string) as load_id,
+        coalesce({{ list_length('insights') }}, 0) as insight_count
 
     from source
 
 ),
 
-latest as (
+ranked as (
 
     -- bronze keeps one row per id; a row left behind by an interrupted merge must not double an article
-    select *
+    select
+        *,
+        row_number() over (
+            partition by article_id order by load_id desc nulls last, published_at desc nulls last
+        ) as version_rank
+
     from renamed
-    qualify row_number() over (partition by article_id order by load_id desc, published_at desc) = 1
+
+),
+
+latest as (
+
+    select
+        article_id,
+        published_at,
+        published_date,
+        title,
+        author,
+        description,
+        article_url,
+        publisher_name,
+        keywords,
+        tickers,
+        load_id,
+        insight_count
+
+    from ranked
+    where version_rank = 1
 
 )
 

@@ -6,38 +6,45 @@ source as (
 
 ),
 
-latest as (
+ranked as (
 
-    select *
+    select
+        id,
+        published_utc,
+        insights,
+        row_number() over (
+            partition by id order by _dlt_load_id desc nulls last, published_utc desc nulls last
+        ) as version_rank
+
     from source
-    qualify row_number() over (partition by id order by _dlt_load_id desc, published_utc desc) = 1
 
 ),
 
 unnested as (
 
+    -- the latest version of each article, one row per insight
     select
         id,
         published_utc,
-        unnest(insights) as insight,
-        generate_subscripts(insights, 1) as insight_position
+        {{ explode_list_with_position('insights', 'insight', 'insight_position') }}
 
-    from latest
+    from ranked
+    where version_rank = 1
 
 ),
 
 renamed as (
 
     select
-        cast(unnested.id as varchar) as article_id,
-        cast(insight.ticker as varchar) as ticker,
-        cast(insight.sentiment_reasoning as varchar) as sentiment_reasoning,
-        cast(unnested.published_utc as timestamp with time zone) as published_at,
-        cast(timezone('America/New_York', cast(unnested.published_utc as timestamp with time zone)) as date)
+        cast(unnested.id as string) as article_id,
+        cast(unnested.insight.ticker as string) as ticker,
+        cast(unnested.insight.sentiment_reasoning as string) as sentiment_reasoning,
+        cast(unnested.published_utc as {{ type_instant() }}) as published_at,
+        {{ local_date('cast(unnested.published_utc as ' ~ type_instant() ~ ')', 'America/New_York') }}
             as published_date,
         unnested.insight_position,
-        lower(cast(insight.sentiment as varchar)) as sentiment,
-        case lower(cast(insight.sentiment as varchar))
+        lower(cast(unnested.insight.sentiment as string)) as sentiment,
+        case lower(cast(unnested.insight.sentiment as string))
             when 'positive' then 1.0
             when 'neutral' then 0.0
             when 'negative' then -1.0
@@ -47,12 +54,30 @@ renamed as (
 
 ),
 
+ranked_per_ticker as (
+
+    select
+        *,
+        row_number() over (partition by article_id, ticker order by insight_position) as insight_rank
+
+    from renamed
+
+),
+
 first_per_ticker as (
 
     -- one insight per article and ticker (the first, should Polygon ever repeat a ticker)
-    select * exclude (insight_position)
-    from renamed
-    qualify row_number() over (partition by article_id, ticker order by insight_position) = 1
+    select
+        article_id,
+        ticker,
+        sentiment_reasoning,
+        published_at,
+        published_date,
+        sentiment,
+        sentiment_score
+
+    from ranked_per_ticker
+    where insight_rank = 1
 
 )
 

@@ -6,23 +6,42 @@ source as (
 
 ),
 
-latest as (
+ranked as (
 
-    select *
+    select
+        id,
+        published_utc,
+        tickers,
+        row_number() over (
+            partition by id order by _dlt_load_id desc nulls last, published_utc desc nulls last
+        ) as version_rank
+
     from source
-    qualify row_number() over (partition by id order by _dlt_load_id desc, published_utc desc) = 1
+
+),
+
+unnested as (
+
+    -- the latest version of each article, one row per ticker it names
+    select
+        id,
+        published_utc,
+        {{ explode_list('tickers', 'ticker') }}
+
+    from ranked
+    where version_rank = 1
 
 ),
 
 renamed as (
 
     select distinct
-        cast(id as varchar) as article_id,
-        cast(unnest(tickers) as varchar) as ticker,
-        cast(published_utc as timestamp with time zone) as published_at,
-        cast(timezone('America/New_York', cast(published_utc as timestamp with time zone)) as date) as published_date
+        cast(id as string) as article_id,
+        cast(ticker as string) as ticker,
+        cast(published_utc as {{ type_instant() }}) as published_at,
+        {{ local_date('cast(published_utc as ' ~ type_instant() ~ ')', 'America/New_York') }} as published_date
 
-    from latest
+    from unnested
 
 )
 

@@ -9,12 +9,12 @@ source as (
 renamed as (
 
     select
-        cast(id as varchar) as split_id,
-        cast(ticker as varchar) as ticker,
+        cast(id as string) as split_id,
+        cast(ticker as string) as ticker,
         cast(execution_date as date) as execution_date,
         cast(split_from as double) as split_from,
         cast(split_to as double) as split_to,
-        cast(_dlt_load_id as varchar) as load_id
+        cast(_dlt_load_id as string) as load_id
 
     from source
 
