@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from loaders.calendar import write_sessions_file
 from loaders.sandbox.market import Market, MarketConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,6 +102,7 @@ def _write_bronze(data_dir: Path, market: Market, minute_days: list[dt.date]) ->
             folder = data_dir / "bronze" / dataset / f"session_date={day.isoformat()}"
             folder.mkdir(parents=True)
             pq.write_table(table, folder / "part-0.parquet")
+    write_sessions_file(data_dir / "bronze")  # the session calendar every flat-file ingest writes
     splits = market.splits()
     folder = data_dir / "bronze" / "splits"
     folder.mkdir(parents=True)
