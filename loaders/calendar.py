@@ -161,6 +161,7 @@ SESSIONS_FILE = "trading_sessions.parquet"
 
 def sessions_table(start: dt.date | str, end: dt.date | str):
     """Sessions in [start, end] with their regular-hours open and close (UTC) as an Arrow table."""
+    import pandas as pd
     import pyarrow as pa
 
     schedule = _calendar().schedule.loc[pd.Timestamp(_to_date(start)) : pd.Timestamp(_to_date(end))]
@@ -173,26 +174,30 @@ def sessions_table(start: dt.date | str, end: dt.date | str):
     )
 
 
-def write_sessions_file(bronze_dir, today: dt.date | None = None):
+_SESSIONS_STAMP = b"quantmini.calendar"
+
+
+def write_sessions_file(bronze_dir: str | Path, today: dt.date | None = None) -> Path:
     """Write ``<bronze>/trading_sessions/trading_sessions.parquet``: every session from 1990 through the
-    end of next year. Rewritten (atomically) only when the calendar changed, e.g. a new year or a new
-    exchange_calendars release; returns the file's path."""
-    import os
-    from pathlib import Path
+    end of next year. The file carries the exchange_calendars version and span it was made from and is
+    rewritten (atomically) only when they change (a new year, a new exchange_calendars release), so an
+    ingest pays one footer read, not a calendar build; returns the file's path."""
+    from importlib.metadata import version
 
     import pyarrow.parquet as pq
 
     today = today or dt.date.today()
-    last = min(dt.date(today.year + 1, 12, 31), _calendar().last_session.date())
-    table = sessions_table(_CAL_START, last)
+    last = dt.date(today.year + 1, 12, 31)
+    stamp = f"xcals{version('exchange_calendars')}:{_CAL_START}..{last}".encode()
     folder = Path(bronze_dir) / SESSIONS_DATASET
     path = folder / SESSIONS_FILE
-    if path.exists():
-        try:
-            if pq.read_table(path).equals(table):
-                return path
-        except Exception:  # an unreadable file is replaced below
-            pass
+    try:
+        if (pq.read_schema(path).metadata or {}).get(_SESSIONS_STAMP) == stamp:
+            return path
+    except (OSError, ValueError):  # absent or unreadable: written below
+        pass
+    table = sessions_table(_CAL_START, min(last, _session_days()[-1]))
+    table = table.replace_schema_metadata({_SESSIONS_STAMP: stamp})
     folder.mkdir(parents=True, exist_ok=True)
     partial = folder / f".{SESSIONS_FILE}.{os.getpid()}.tmp"
     pq.write_table(table, partial, compression="zstd")

@@ -6,6 +6,7 @@ import datetime as dt
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -133,3 +134,29 @@ def test_session_list_matches_exchange_calendars_and_is_cached(tmp_path, monkeyp
     days, imported_xcals, imported_pandas = json.loads(out.stdout)
     assert days == [d.isoformat() for d in calendar.sessions("2025-12-20", "2026-01-06")]
     assert not imported_xcals and not imported_pandas
+
+
+def test_sessions_file_holds_the_exchange_calendar_and_is_rewritten_only_when_it_changes(
+    tmp_path: Path,
+) -> None:
+    import pyarrow.parquet as pq
+
+    from loaders.calendar import sessions, write_sessions_file
+
+    path = write_sessions_file(tmp_path, today=dt.date(2024, 6, 3))
+    table = pq.read_table(path)
+    days = table.column("session_date").to_pylist()
+    assert days == sessions(days[0], dt.date(2025, 12, 31)), "every session through the end of next year"
+    rows = {row["session_date"]: row for row in table.to_pylist()}
+    black_friday = rows[dt.date(2024, 11, 29)]
+    assert black_friday["regular_close_at"] - black_friday["regular_open_at"] == dt.timedelta(
+        hours=3, minutes=30
+    )
+    assert dt.date(2024, 12, 25) not in rows
+    written = path.stat().st_mtime_ns
+    write_sessions_file(tmp_path, today=dt.date(2024, 9, 1))
+    assert path.stat().st_mtime_ns == written, "same calendar: the file is left alone"
+    write_sessions_file(tmp_path, today=dt.date(2025, 1, 2))
+    assert (
+        pq.read_table(path).column("session_date").to_pylist()[-1] == sessions("2026-12-01", "2026-12-31")[-1]
+    )
