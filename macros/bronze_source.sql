@@ -61,12 +61,8 @@
 
 {#- The folder a bronze glob reads: the path before its first wildcard (`.../bronze/stocks_daily`). -#}
 {% macro bronze_root(location) -%}
-    {%- set parts = [] -%}
-    {%- for part in location.split('/') -%}
-        {%- if '*' in part -%}{%- break -%}{%- endif -%}
-        {%- do parts.append(part) -%}
-    {%- endfor -%}
-    {{ return(parts | join('/')) }}
+    {%- set folder = location.split('*')[0] -%}
+    {{ return(folder.rstrip('/')) }}
 {%- endmacro %}
 
 
