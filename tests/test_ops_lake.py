@@ -77,6 +77,7 @@ def _make_lake(data_dir: Path) -> None:
     state = data_dir / "dlt" / "pipelines" / "quantmini_stocks_daily" / "state.json"
     state.parent.mkdir(parents=True)
     state.write_text(json.dumps({"last_session": "2025-01-06"}))
+    (state.parent / "load" / "normalized").mkdir(parents=True)  # dlt fails when these are missing
     (data_dir / "runs").mkdir()
     (data_dir / "runs" / "stocks_daily.jsonl").write_text('{"run_id": "r1"}\n')
     (data_dir / "gold" / "qlib" / "calendars").mkdir(parents=True)
@@ -121,6 +122,9 @@ def test_push_then_pull_onto_an_empty_disk_and_only_changes_move(
     pulled = _pull()
     assert (pulled.generation, pulled.transferred, pulled.deleted) == (1, 7, 0)
     assert _tree(second) == synced  # bronze, silver, dlt state, ledger and gold, byte for byte
+    assert (second / "dlt" / "pipelines" / "quantmini_stocks_daily" / "load" / "normalized").is_dir()
+    unchanged = _push()  # nothing changed since the pull: no new generation
+    assert unchanged.generation == 1 and "nothing to push" in unchanged.notes[0]
 
     # the next run changes one file, adds a session and removes one (retention): only those move
     (second / "runs" / "stocks_daily.jsonl").write_text('{"run_id": "r1"}\n{"run_id": "r2"}\n')

@@ -6,8 +6,9 @@ silver and gold survive from run to run in storage the user owns, not in a cache
 
 Layout in the bucket (under `QM_LAKE_S3_PREFIX`, default `quantmini`):
 - `objects/<sha256[:2]>/<sha256>`: file contents, content-addressed, never overwritten;
-- `manifest.json`: `{"schema": "quantmini.lake/1", "generation": N, "files": {path: {size, sha256}}}`,
-  the one object that says which contents make up the lake. It is written last, in one PUT.
+- `manifest.json`: `{"schema": "quantmini.lake/1", "generation": N, "files": {path: {size, sha256}},
+  "dirs": [empty folders]}`, the one object that says what makes up the lake. It is written last, in
+  one PUT. Empty folders are part of it because dlt expects its pipelines' `load/...` folders to exist.
 
 Push uploads only contents the manifest does not have yet, then writes the new manifest, then deletes
 objects no manifest refers to any more. An interrupted push leaves the old manifest and its objects
@@ -176,6 +177,22 @@ class LocalState:
         os.replace(tmp, folder / "state.json")
 
 
+def empty_dirs(data_dir: Path) -> list[str]:
+    """Empty folders of dlt's pipelines: dlt fails when its `load/...` folders are missing. (Elsewhere an
+    empty folder carries nothing; a bronze session folder without files even counts as missing.)"""
+    root = data_dir / "dlt"
+    if not root.is_dir():
+        return []
+    return sorted(
+        rel.as_posix()
+        for path in root.rglob("*")
+        if path.is_dir()
+        and not path.is_symlink()
+        and synced(rel := PurePosixPath(path.relative_to(data_dir).as_posix()))
+        and not any(path.iterdir())
+    )
+
+
 def scan(data_dir: Path, state: LocalState) -> dict[str, dict[str, Any]]:
     """Path -> {size, sha256} of every synced local file, hashing only files not in the cache."""
     files: dict[str, dict[str, Any]] = {}
@@ -286,6 +303,7 @@ def push(settings: Settings, lake: LakeSettings, *, force: bool = False, dry_run
     remote_files: dict[str, dict[str, Any]] = (remote or {}).get("files", {})
     remote_generation = int((remote or {}).get("generation", 0))
     local = scan(data_dir, state)
+    local_dirs = empty_dirs(data_dir)
     result = SyncResult("push", generation=remote_generation)
 
     if remote is not None and remote_generation != state.generation and not force:
@@ -315,6 +333,9 @@ def push(settings: Settings, lake: LakeSettings, *, force: bool = False, dry_run
     result.transferred = len(uploads)
     result.transferred_bytes = sum(local[p]["size"] for p in uploads.values())
     result.deleted = len(removed)
+    if remote is not None and remote_files == local and remote.get("dirs", []) == local_dirs:
+        result.notes.append(f"{lake.where} already holds this lake: nothing to push")
+        return result
     if dry_run:
         return result
 
@@ -329,6 +350,7 @@ def push(settings: Settings, lake: LakeSettings, *, force: bool = False, dry_run
             "generation": remote_generation + 1,
             "pushed_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "files": local,
+            "dirs": local_dirs,
         }
         client.put_object(
             Bucket=lake.bucket,
@@ -417,6 +439,9 @@ def pull(settings: Settings, lake: LakeSettings, *, dry_run: bool = False) -> Sy
         (data_dir / path).unlink(missing_ok=True)
         state.cache.pop(path, None)
         _prune_empty_parents(data_dir, data_dir / path)
+    for folder in remote.get("dirs", []):
+        if synced(PurePosixPath(folder)):
+            (data_dir / folder).mkdir(parents=True, exist_ok=True)
     shutil.rmtree(incoming, ignore_errors=True)
     state.generation, state.base = result.generation, dict(remote_files)
     state.save(data_dir)
