@@ -279,7 +279,7 @@ class RunGuard:
         with self._lock:
             if self.stopped is None:
                 self.stopped = stop
-                log.error("stopping the run: %s", stop.message)
+                log.debug("stopping the run: %s", stop.message)
             return self.stopped
 
     def check(self) -> None:
