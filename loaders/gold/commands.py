@@ -55,8 +55,11 @@ def summary_table(stats: list[FreqStats], seconds: float) -> Table:
     return table
 
 
-def export_command(full: bool, minute: bool) -> int:
-    """Export silver to ``$QM_DATA_DIR/gold/qlib``; 0 on success, 1 with a message on bad input."""
+def export_command(full: bool, minute: bool, target: str = "dev") -> int:
+    """Export silver to ``$QM_DATA_DIR/gold/qlib``; 0 on success, 1 with a message on bad input.
+
+    ``target`` is the dbt target that built silver: ``dev`` (the DuckDB file) or ``spark`` (the Parquet
+    tables of the Spark warehouse)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     console = Console(stderr=True)
     if console.width < 110:  # the summary table has 11 columns; do not abbreviate them into ellipses
@@ -64,10 +67,21 @@ def export_command(full: bool, minute: bool) -> int:
     settings = load_settings()
     started = time.perf_counter()
     try:
-        stats = export_duckdb_file(
-            settings.duckdb_path, settings.gold_dir, features=configured_features(), full=full, minute=minute
-        )
-    except ExportError as exc:
+        if target == "spark":
+            from loaders.spark import export_from_warehouse
+
+            stats = export_from_warehouse(
+                settings.data_dir, settings.gold_dir, features=configured_features(), full=full, minute=minute
+            )
+        else:
+            stats = export_duckdb_file(
+                settings.duckdb_path,
+                settings.gold_dir,
+                features=configured_features(),
+                full=full,
+                minute=minute,
+            )
+    except (ExportError, FileNotFoundError) as exc:
         console.print(f"[red]export failed:[/red] {escape(str(exc))}")
         return 1
     console.print(summary_table(stats, time.perf_counter() - started))

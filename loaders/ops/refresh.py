@@ -106,6 +106,31 @@ def _timed(summary: RefreshSummary, name: str, fn: Any) -> Any:
     return ok, value
 
 
+def first_changed_session(settings: Settings, before: dict[str, dict[dt.date, list[Any]]]) -> dt.date | None:
+    """The earliest session whose bronze files differ from `before` (new or re-loaded), or None."""
+    changed = [
+        day
+        for name, files_before in before.items()
+        for day, files in session_partitions(settings, name).items()
+        if files_before.get(day) != files
+    ]
+    return min(changed, default=None)
+
+
+def session_test_scope(
+    settings: Settings, mode: str, before: dict[str, dict[dt.date, list[Any]]]
+) -> dict[str, str]:
+    """dbt vars that make a daily refresh's data tests check only the sessions it changed
+    (macros/test_scope.sql); the weekly refresh checks everything."""
+    if mode != "daily" or not before:
+        return {}
+    first = first_changed_session(settings, before)
+    if first is None:  # nothing new in the session datasets: the session-grained tests have nothing to check
+        latest = max((max(p, default=dt.date.min) for p in before.values()), default=dt.date.min)
+        first = latest + dt.timedelta(days=1) if latest != dt.date.min else None
+    return {"test_sessions_from": first.isoformat()} if first else {}
+
+
 def run_refresh(
     settings: Settings,
     mode: str,
@@ -115,10 +140,12 @@ def run_refresh(
     build: bool = True,
     validate: bool = True,
     dbt_select: str | None = None,
+    target: str | None = None,
 ) -> RefreshSummary:
     from loaders.ops import runner
 
     summary = RefreshSummary(mode)
+    before = {name: session_partitions(settings, name) for name in datasets if name in FLATFILE_DATASETS}
     for name in datasets:
 
         def step(name: str = name) -> tuple[bool, str, None]:
@@ -161,7 +188,12 @@ def run_refresh(
     if build:
 
         def dbt_step() -> tuple[bool, str, Any]:
-            outcome = runner.dbt_build(settings, select=dbt_select)
+            outcome = runner.dbt_build(
+                settings,
+                select=dbt_select,
+                target=target,
+                dbt_vars=session_test_scope(settings, mode, before),
+            )
             detail = "; ".join(outcome.failures[:3]) or outcome.message
             return outcome.ok, detail, outcome
 
@@ -178,7 +210,7 @@ def run_refresh(
                 minute = "stocks_minute" in datasets
 
                 def gold_step() -> tuple[bool, str, None]:
-                    code = runner.gold_export(full=False, minute=minute)
+                    code = runner.gold_export(full=False, minute=minute, target=target or "dev")
                     return code == 0, f"exit {code}", None
 
                 ok, _ = _timed(summary, "gold export", gold_step)
@@ -192,7 +224,10 @@ def run_refresh(
 
             # daily: the partitions this refresh (or anything since the last validation) changed;
             # weekly: all history
-            report = run_validate(settings, silver=build, gold=build, deep=mode == "weekly")
+            # the silver checks read the DuckDB file; Spark silver is checked by its dbt tests
+            report = run_validate(
+                settings, silver=build and target != "spark", gold=build, deep=mode == "weekly"
+            )
             ranked = report.errors + report.warnings
             first = ranked[0] if ranked else None
             detail = f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)" + (
@@ -214,6 +249,7 @@ def refresh_command(
     build: bool = True,
     validate: bool = True,
     dbt_select: str | None = None,
+    target: str | None = None,
 ) -> int:
     from filelock import FileLock, Timeout
     from rich.console import Console
@@ -248,6 +284,7 @@ def refresh_command(
             build=build,
             validate=validate,
             dbt_select=dbt_select,
+            target=target,
         )
     finally:
         lock.release()

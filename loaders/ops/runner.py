@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import gc
+import json
 import logging
 import os
 import time
@@ -103,8 +104,18 @@ def release_dbt_duckdb() -> None:
     gc.collect()
 
 
-def dbt_build(settings: Settings, *, full_refresh: bool = False, select: str | None = None) -> DbtOutcome:
-    """`dbt build` in-process (dbtRunner) from the project dir; the target DB is QM_DATA_DIR's."""
+def dbt_build(
+    settings: Settings,
+    *,
+    full_refresh: bool = False,
+    select: str | None = None,
+    target: str | None = None,
+    dbt_vars: dict[str, object] | None = None,
+) -> DbtOutcome:
+    """`dbt build` in-process (dbtRunner) from the project dir; the target DB is QM_DATA_DIR's.
+
+    ``target`` picks a profiles.yml output (default: the profile's, DuckDB); ``spark`` also passes the
+    vars the spark target needs (`loaders.spark.dbt_vars`); ``dbt_vars`` are passed as `--vars`."""
     from dbt.cli.main import dbtRunner
 
     project = project_dir()
@@ -127,6 +138,16 @@ def dbt_build(settings: Settings, *, full_refresh: bool = False, select: str | N
         args.append("--full-refresh")
     if select:
         args += ["--select", select]
+    if target:
+        args += ["--target", target]
+    passed = dict(dbt_vars or {})
+    if target == "spark":
+        from loaders import spark
+
+        spark.ensure_java()
+        passed.update(spark.dbt_vars(settings.bronze_dir))
+    if passed:
+        args += ["--vars", json.dumps(passed)]
     started = time.monotonic()
     cwd = Path.cwd()
     try:
@@ -152,11 +173,11 @@ def dbt_build(settings: Settings, *, full_refresh: bool = False, select: str | N
     return DbtOutcome(bool(result.success), seconds, failures, settings.redact(message), tuple(succeeded))
 
 
-def gold_export(*, full: bool = False, minute: bool = True) -> int:
+def gold_export(*, full: bool = False, minute: bool = True, target: str = "dev") -> int:
     """Run the Qlib exporter's command function; returns its exit code."""
     from loaders.gold.commands import export_command
 
-    return int(export_command(full=full, minute=minute))
+    return int(export_command(full=full, minute=minute, target=target))
 
 
 def gold_stamp(settings: Settings) -> float:
