@@ -219,13 +219,14 @@ def latest_items(runs_dir: Path, dataset: str | None = None) -> list[dict[str, A
     for run in read_runs(runs_dir, dataset):
         if run.get("status") == "running":
             continue
-        if run.get("status") == "interrupted":
+        whole_run = run.get("status") == "failed" and not run.get("items")  # failed before any date
+        if run.get("status") == "interrupted" or whole_run:
             latest[(run["dataset"], "interrupted")] = {
                 "dataset": run["dataset"],
                 "run_id": run["run_id"],
                 "status": "failed",
-                "key": "interrupted run",
-                "error": run["error"],
+                "key": "failed run" if whole_run else "interrupted run",
+                "error": run.get("error") or "the run failed before it reached any date",
             }
             continue
         latest.pop((run["dataset"], "interrupted"), None)  # a finished later run has recovered it

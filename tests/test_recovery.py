@@ -258,3 +258,22 @@ def test_a_read_only_data_dir_gives_one_clear_line(tmp_path: Path) -> None:
         assert "read-only file system: set QM_DATA_DIR to a writable folder" in result.stderr
     finally:
         subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_run_that_failed_before_any_date_is_an_outstanding_failure(tmp_path: Path) -> None:
+    record = {
+        "dataset": "stocks_daily",
+        "kind": "flatfiles",
+        "args": {"start": "2025-10-01", "end": "2025-10-08"},
+    }
+    runs.append(
+        tmp_path,
+        "stocks_daily",
+        {**record, "run_id": "a", "started_at": "1", "status": "failed", "error": "boom"},
+    )
+    [item] = runs.outstanding_failures(tmp_path)
+    assert item["key"] == "failed run" and item["error"] == "boom"
+    runs.append(
+        tmp_path, "stocks_daily", {**record, "run_id": "b", "started_at": "2", "status": "ok", "items": []}
+    )
+    assert runs.outstanding_failures(tmp_path) == []
