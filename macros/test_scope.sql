@@ -8,17 +8,18 @@
     refresh, a plain `dbt build` and any `--full-refresh` build check everything.
 -#}
 {% macro get_where_subquery(relation) -%}
+    {#- the first condition must not start with "(": Spark would read `t where (x)` as an alias -#}
     {%- set conditions = [] -%}
-    {%- set where = config.get('where', '') -%}
-    {%- if where -%}
-        {%- do conditions.append('(' ~ where ~ ')') -%}
-    {%- endif -%}
     {%- set since = var('test_sessions_from', none) -%}
     {%- if since and execute and not flags.FULL_REFRESH -%}
         {%- set columns = adapter.get_columns_in_relation(relation) | map(attribute='name') | map('lower') | list -%}
         {%- if 'session_date' in columns -%}
             {%- do conditions.append("session_date >= cast('" ~ since ~ "' as date)") -%}
         {%- endif -%}
+    {%- endif -%}
+    {%- set where = config.get('where', '') -%}
+    {%- if where -%}
+        {%- do conditions.append('(' ~ where ~ ')' if conditions else where) -%}
     {%- endif -%}
     {%- if conditions -%}
         {%- do return('(select * from ' ~ relation ~ ' where ' ~ conditions | join(' and ') ~ ') dbt_subquery') -%}
