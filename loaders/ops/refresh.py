@@ -197,14 +197,15 @@ def run_refresh(
             detail = "; ".join(outcome.failures[:3]) or outcome.message
             return outcome.ok, detail, outcome
 
-        before = runner.gold_stamp(settings)
+        # its own name: dbt_step reads `before` (the bronze partitions) when it runs, after this line
+        gold_before = runner.gold_stamp(settings)
         started = time.time()
         ok, outcome = _timed(summary, "dbt build", dbt_step)
         if not ok:
             summary.fail(EXIT_DBT)
         else:
             after = runner.gold_stamp(settings)
-            if outcome.exported_gold or (after > before and after >= started - 1):
+            if outcome.exported_gold or (after > gold_before and after >= started - 1):
                 summary.steps.append(Step("gold export", True, 0.0, "written by the dbt build"))
             else:
                 minute = "stocks_minute" in datasets
