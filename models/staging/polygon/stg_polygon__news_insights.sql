@@ -45,9 +45,9 @@ renamed as (
         unnested.insight_position,
         lower(cast(unnested.insight.sentiment as string)) as sentiment,
         case lower(cast(unnested.insight.sentiment as string))
-            when 'positive' then 1.0
-            when 'neutral' then 0.0
-            when 'negative' then -1.0
+            when 'positive' then cast(1 as double)
+            when 'neutral' then cast(0 as double)
+            when 'negative' then cast(-1 as double)
         end as sentiment_score
 
     from unnested
