@@ -44,7 +44,10 @@ SILVER_MODELS = (
     "stg_polygon__dividends",
     "stg_polygon__options_contracts",
     "stg_exchange_calendar__trading_sessions",
+    "stg_polygon__ticker_events",
     "int_trading_sessions",
+    "int_ticker_history",
+    "int_stock_daily_bars",
     "int_stock_adjustment_factors",
     "int_stock_minute_bars_aggregated_daily",
     "int_stock_daily_adjusted",
@@ -64,6 +67,7 @@ REST_PARTITIONS = {
     "short_interest": "settlement_date",
     "short_volume": "date",
     "news": "published_date",
+    "ticker_events": "event_date",
 }
 
 
@@ -130,6 +134,27 @@ def write_rest_records(
         folder = root / f"{partition}={value}"
         folder.mkdir(parents=True)
         pq.write_table(part, folder / "part-0.parquet", compression="zstd")
+
+
+def ticker_event_records(market: Any, tickers: Iterable[str]) -> list[dict[str, Any]]:
+    """Bronze rows of ticker_events for these tickers, parsed as the REST loader parses them."""
+    from loaders.rest import parsing
+
+    rows: dict[str, dict[str, Any]] = {}
+    for ticker in tickers:
+        for row in parsing.ticker_events(market.ticker_events(ticker), ticker)["ticker_events"].to_pylist():
+            rows[row["id"] + row["ticker"]] = {**row, "event_date": row["event_date"].isoformat()}
+    return list(rows.values())
+
+
+def contract_references(market: Any, days: Iterable[dt.date]) -> list[dict[str, Any]]:
+    """The contracts reference the loaders produce for these sessions' bars: every contract listed on
+    any of them (an expired one as listed on its last day, an adjusted one under its old ticker too)."""
+    seen: dict[str, dict[str, Any]] = {}
+    for day in days:
+        for contract in market.options_contracts(day):
+            seen[contract["ticker"]] = contract
+    return list(seen.values())
 
 
 def write_market_sessions(

@@ -14,7 +14,14 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from dbt_fixtures import SILVER_SELECTION, run_dbt, write_market_sessions, write_rest_records
+from dbt_fixtures import (
+    SILVER_SELECTION,
+    contract_references,
+    run_dbt,
+    ticker_event_records,
+    write_market_sessions,
+    write_rest_records,
+)
 
 from loaders.calendar import session_bounds
 from loaders.sandbox.market import Market, MarketConfig
@@ -48,7 +55,8 @@ def silver(market: Market, tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_market_sessions(data_dir, market, market.sessions, minute_days=minute_days)
     write_rest_records(data_dir, "splits", market.splits())
     write_rest_records(data_dir, "dividends", market.dividends())
-    write_rest_records(data_dir, "options_contracts", market.options_contracts())
+    write_rest_records(data_dir, "options_contracts", contract_references(market, market.sessions))
+    write_rest_records(data_dir, "ticker_events", ticker_event_records(market, ["NEWC"]))
     run_dbt(["build", *SILVER_SELECTION], data_dir, data_dir / "dbt")
     return data_dir
 
@@ -241,7 +249,7 @@ def test_option_contracts_parse_and_aggregate_per_underlying(silver: Path, marke
     referenced = contracts[contracts["has_reference"]]
     assert set(referenced["underlying_source"]) == {"contract_reference"}
     assert roots.get("BRKB") == "BRK.B", "root BRKB maps to BRK.B through the contracts reference"
-    reference = {r["ticker"]: r for r in market.options_contracts()}
+    reference = {r["ticker"]: r for r in contract_references(market, market.sessions)}
     for row in referenced.itertuples():
         ref = reference[row.contract_ticker]
         assert row.underlying_ticker == ref["underlying_ticker"]
@@ -274,4 +282,50 @@ def test_option_contracts_parse_and_aggregate_per_underlying(silver: Path, marke
     assert (daily["days_to_expiry"] >= 0).all()
     priced = daily.dropna(subset=["underlying_close"])
     assert len(priced) > 0.9 * len(daily)
-    assert np.allclose(priced["moneyness"], priced["underlying_close"] / priced["strike_price"], rtol=1e-12)
+    # moneyness and in-the-money on the deliverable: shares per contract / 100 x the underlying's close
+    shares = priced["contract_ticker"].map({t: r["shares_per_contract"] for t, r in reference.items()})
+    assert shares.notna().all(), "every traded contract has a reference row"
+    deliverable = shares / 100 * priced["underlying_close"]
+    assert np.allclose(priced["moneyness"], deliverable / priced["strike_price"], rtol=1e-12)
+    calls = priced["contract_type"] == "call"
+    itm = np.where(calls, deliverable > priced["strike_price"], deliverable < priced["strike_price"])
+    assert (priced["is_in_the_money"].to_numpy() == itm).all()
+    adjusted = priced[priced["contract_ticker"].str.startswith("O:XYZ1")]
+    assert len(adjusted) and (adjusted["shares_per_contract"] == 150).all()
+    assert (adjusted["underlying_ticker"] == "XYZ").all(), "XYZ1 delivers XYZ shares"
+    naive = np.where(
+        adjusted["contract_type"] == "call",
+        adjusted["underlying_close"] > adjusted["strike_price"],
+        adjusted["underlying_close"] < adjusted["strike_price"],
+    )
+    assert (adjusted["is_in_the_money"].to_numpy() != naive).any(), "the deliverable changes the answer"
+    # an in-the-money XYZ1 contract trades at about its deliverable-based intrinsic value or above
+    in_the_money = adjusted[adjusted["intrinsic_value"] > 0]
+    assert len(in_the_money) and (in_the_money["close"] >= 0.95 * in_the_money["intrinsic_value"]).all()
+
+
+def test_a_renamed_ticker_keeps_one_continuous_history(silver: Path, market: Market) -> None:
+    """LGCY became NEWC on 2024-09-30: NEWC's features run across the change, LGCY is gone from the
+    marts, and its old bars are NEWC's history (listed_ticker says what they traded as)."""
+    renamed = dt.date(2024, 9, 30)
+    data = frame(silver, "select * from fct_stock_features_daily where ticker in ('LGCY', 'NEWC')")
+    assert set(data["ticker"]) == {"NEWC"}
+    first_lgcy = min(
+        d for d in market.sessions if "LGCY" in market.stock_day_aggs(d).column("ticker").to_pylist()
+    )
+    assert data["session_date"].min().date() == first_lgcy
+    after = data[data["session_date"].dt.date == renamed].iloc[0]
+    before_close = (
+        market.stock_day_aggs(after["previous_session_date"].date()).to_pandas().set_index("ticker")
+    )
+    assert after["previous_session_date"].date() < renamed
+    assert after["return_1d"] == pytest.approx(
+        after["close"] / before_close.loc["LGCY", "close"] - 1, rel=1e-9
+    ), "the first NEWC session's return is measured against LGCY's last close"
+    assert data["realized_volatility_60d"].notna().sum() > 100
+    listed = frame(
+        silver,
+        "select listed_ticker, min(session_date) as first, max(session_date) as last from int_stock_daily_adjusted where ticker = 'NEWC' group by 1",
+    )
+    spans = {r.listed_ticker: (r.first.date(), r.last.date()) for r in listed.itertuples()}
+    assert spans["LGCY"][1] < renamed <= spans["NEWC"][0]

@@ -1,4 +1,6 @@
-"""Short data reaches gold point in time: each session sees only what FINRA had published before its close.
+"""Short data reaches gold point in time, and a renamed ticker's history sits under its current name.
+
+Short data reaches gold point in time: each session sees only what FINRA had published before its close.
 
 Bronze is written from the sandbox market (stock bars, short interest, short volume), the real `dbt run`
 builds `fct_short_data_daily` and the gold export, and the gold `.bin` files are compared with values
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dbt_fixtures import run_dbt, write_market_sessions, write_rest_records
+from dbt_fixtures import run_dbt, ticker_event_records, write_market_sessions, write_rest_records
 
 from loaders import calendar as nyse
 from loaders.gold.symbols import feature_dir_name, to_qlib_symbol
@@ -40,6 +42,7 @@ def gold(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Market]:
     write_market_sessions(data, market, market.sessions, options=False)
     write_rest_records(data, "short_interest", market.short_interest())
     write_rest_records(data, "short_volume", market.short_volume())
+    write_rest_records(data, "ticker_events", ticker_event_records(market, ["NEWC"]))
     run_dbt(["run", "--select", "+qlib_export"], data, data / "work")
     return data / "gold" / "qlib", market
 
@@ -93,3 +96,24 @@ def test_short_interest_and_short_volume_are_exported_point_in_time(gold: tuple[
                 assert day not in got_ratio
     assert checked_interest > 50 and checked_volume > 200
     assert list((provider / "features").glob("*/days_to_cover.day.bin"))
+
+
+def test_gold_holds_a_renamed_ticker_under_its_current_name_and_keeps_delisted_spans(
+    gold: tuple[Path, Market],
+) -> None:
+    """LGCY became NEWC on 2025-03-14: gold has one NEWC instrument from LGCY's first session, the old
+    name resolves through ticker_history.txt, and GONE (delisted) keeps its real span."""
+    provider, market = gold
+    spans = {
+        line.split("\t")[0]: tuple(line.split("\t")[1:])
+        for line in (provider / "instruments" / "all.txt").read_text().splitlines()
+    }
+    assert "LGCY" not in spans
+    assert spans["NEWC"] == ("2025-01-02", market.sessions[-1].isoformat())
+    gone = [d for d in market.sessions if "GONE" in market.stock_day_aggs(d).column("ticker").to_pylist()]
+    assert spans["GONE"] == (gone[0].isoformat(), gone[-1].isoformat())
+    assert (provider / "ticker_history.txt").read_text() == "LGCY\tNEWC\t2025-01-02\t2025-03-14\n"
+    # the series is continuous: a close on every session across the change
+    close = _field(provider, "NEWC", "close")
+    around = [d.isoformat() for d in market.sessions if dt.date(2025, 3, 10) <= d <= dt.date(2025, 3, 18)]
+    assert all(day in close for day in around)

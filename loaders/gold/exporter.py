@@ -69,6 +69,9 @@ DEFAULT_FEATURES: tuple[str, ...] = ("return_1d", "rsi_14")
 #: point-in-time short data (fct_short_data_daily), exported as daily fields when that mart exists
 SHORT_RELATION = "fct_short_data_daily"
 SHORT_FIELDS: tuple[str, ...] = ("short_interest", "days_to_cover", "short_volume_ratio")
+#: the identity mapping (old ticker -> current ticker per date span), written as ticker_history.txt
+TICKER_HISTORY_RELATION = "int_ticker_history"
+TICKER_HISTORY_FILE = "ticker_history.txt"
 _FEATURE_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
@@ -293,10 +296,12 @@ def export_qlib(
     full: bool = False,
     minute: bool = True,
     short_relation: str | None = None,
+    ticker_history_relation: str | None = None,
 ) -> list[FreqStats]:
     """Export day (and 1min) data from the given relations into the provider dir ``root``.
 
-    With ``short_relation`` (fct_short_data_daily), its ``SHORT_FIELDS`` become daily fields too.
+    With ``short_relation`` (fct_short_data_daily), its ``SHORT_FIELDS`` become daily fields too; with
+    ``ticker_history_relation`` (int_ticker_history), ``ticker_history.txt`` lists the old names.
     """
     if short_relation is not None:
         daily_relation = with_short_data(daily_relation, short_relation)
@@ -312,7 +317,9 @@ def export_qlib(
             )
         reasons = ["--full"] if full else full_reasons(root, daily[0], daily[1])
         if not reasons:
-            return _export_locked(con, root, daily, minute_relation, daily_relation, full, minute)
+            stats = _export_locked(con, root, daily, minute_relation, daily_relation, full, minute)
+            write_ticker_history(con, root, ticker_history_relation)
+            return stats
         # a full export is built beside the provider dir and swapped in whole: a failure half-way leaves
         # the last good export as it was (and readable), never a mix
         build = _build_dir(root)
@@ -325,6 +332,7 @@ def export_qlib(
             shutil.rmtree(build, ignore_errors=True)
         if not full:
             stats[0].mode, stats[0].notes = "full", [f"full export: {reasons[0]}", *stats[0].notes]
+        write_ticker_history(con, root, ticker_history_relation)
         return stats
 
 
@@ -357,6 +365,29 @@ def _repair_build(root: Path) -> None:
             shutil.rmtree(old, ignore_errors=True)
         else:  # killed between its two renames, before the build was complete: put the old one back
             os.rename(old, root)
+
+
+def write_ticker_history(con: duckdb.DuckDBPyConnection, root: Path, relation: str | None) -> None:
+    """``OLD<TAB>CURRENT<TAB>from<TAB>until`` (Qlib names, ``until`` empty while current) per renamed span."""
+    from loaders.gold.symbols import to_qlib_symbol
+
+    path = root / TICKER_HISTORY_FILE
+    rows = []
+    if relation is not None:
+        rows = con.execute(
+            f"select ticker, current_ticker, valid_from_date, valid_until_date from {relation} "
+            "where ticker <> current_ticker order by current_ticker, valid_from_date, ticker"
+        ).fetchall()
+    if not rows:
+        path.unlink(missing_ok=True)
+        return
+    text = "".join(
+        f"{to_qlib_symbol(old)}\t{to_qlib_symbol(new)}\t{start}\t{end or ''}\n"
+        for old, new, start, end in rows
+    )
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def _export_locked(
@@ -419,6 +450,7 @@ def export_duckdb_file(
             full=full,
             minute=minute,
             short_relation=find_relation(con, SHORT_RELATION),
+            ticker_history_relation=find_relation(con, TICKER_HISTORY_RELATION),
         )
     finally:
         con.close()

@@ -27,6 +27,7 @@ def model(dbt, session):
     daily = dbt.ref("fct_stock_features_daily")
     minute = dbt.ref("stg_polygon__stocks_minute")
     short = dbt.ref("fct_short_data_daily")
+    history = dbt.ref("int_ticker_history")
     features = parse_features(dbt.config.meta_get("qlib_features"))
     include_minute = _flag(dbt.config.meta_get("qlib_minute"), True)
     full = _flag(dbt.config.meta_get("qlib_full_export"), False)
@@ -53,6 +54,7 @@ def model(dbt, session):
             full=full,
             minute=include_minute,
             short_relation=f"({short.sql_query()})",
+            ticker_history_relation=f"({history.sql_query()})",
         )
     return pa.table(
         {

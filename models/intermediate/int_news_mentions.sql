@@ -24,10 +24,17 @@ sessions as (
 
 ),
 
+ticker_history as (
+
+    select * from {{ ref('int_ticker_history') }}
+
+),
+
 mentions as (
 
+    -- news follows the security: a mention of LGCY before its rename counts for NEWC
     select
-        news_tickers.ticker,
+        {{ security_ticker('ticker_history', 'news_tickers.ticker') }} as ticker,
         news_tickers.article_id,
         news_tickers.published_at as available_at,
         news_tickers.published_date,
@@ -35,6 +42,8 @@ mentions as (
         news_insights.sentiment_score
 
     from news_tickers
+    left join ticker_history
+        on {{ security_ticker_join('ticker_history', 'news_tickers.ticker', 'news_tickers.published_date') }}
     left join news_insights
         on
             news_tickers.article_id = news_insights.article_id

@@ -35,6 +35,8 @@ final as (
         contracts.contract_type,
         contracts.expiration_date,
         contracts.strike_price,
+        contracts.shares_per_contract,
+        contracts.has_reference,
         option_bars.open,
         option_bars.high,
         option_bars.low,

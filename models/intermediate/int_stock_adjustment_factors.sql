@@ -18,19 +18,42 @@ with
 
 daily_bars as (
 
-    select * from {{ ref('stg_polygon__stocks_daily') }}
+    select * from {{ ref('int_stock_daily_bars') }}
 
 ),
 
+ticker_history as (
+
+    select * from {{ ref('int_ticker_history') }}
+
+),
+
+-- corporate actions follow the security: filed under the ticker of their date, kept under the current one
 splits as (
 
-    select * from {{ ref('stg_polygon__splits') }}
+    select
+        {{ security_ticker('ticker_history', 'raw_splits.ticker') }} as ticker,
+        raw_splits.execution_date,
+        raw_splits.split_from,
+        raw_splits.split_to
+
+    from {{ ref('stg_polygon__splits') }} as raw_splits
+    left join ticker_history
+        on {{ security_ticker_join('ticker_history', 'raw_splits.ticker', 'raw_splits.execution_date') }}
 
 ),
 
 dividends as (
 
-    select * from {{ ref('stg_polygon__dividends') }}
+    select
+        raw_dividends.dividend_id,
+        {{ security_ticker('ticker_history', 'raw_dividends.ticker') }} as ticker,
+        raw_dividends.ex_dividend_date,
+        raw_dividends.cash_amount
+
+    from {{ ref('stg_polygon__dividends') }} as raw_dividends
+    left join ticker_history
+        on {{ security_ticker_join('ticker_history', 'raw_dividends.ticker', 'raw_dividends.ex_dividend_date') }}
 
 ),
 
@@ -104,7 +127,7 @@ actions_on_sessions as (
         sessions_with_previous.previous_session_date,
         sessions_with_previous.previous_close,
         {{ product('corporate_actions.split_factor') }} as split_factor,
-        sum(corporate_actions.cash_amount) as cash_amount,
+        {{ exact_sum('corporate_actions.cash_amount') }} as cash_amount,
         count(*) as action_count
 
     from corporate_actions

@@ -8,7 +8,7 @@ with
 
 daily_bars as (
 
-    select * from {{ ref('stg_polygon__stocks_daily') }}
+    select * from {{ ref('int_stock_daily_bars') }}
 
 ),
 
@@ -57,7 +57,7 @@ bars_with_vwap as (
     from bars_with_factors
     left join minute_summaries
         on
-            bars_with_factors.ticker = minute_summaries.ticker
+            bars_with_factors.listed_ticker = minute_summaries.ticker
             and bars_with_factors.session_date = minute_summaries.session_date
 
 ),
@@ -67,6 +67,7 @@ final as (
     select
         ticker,
         session_date,
+        listed_ticker,
         open,
         high,
         low,

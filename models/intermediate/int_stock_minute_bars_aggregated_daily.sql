@@ -82,7 +82,7 @@ realized_variance as (
     select
         ticker,
         session_date,
-        sum(log_return * log_return) as sum_squared_log_returns,
+        {{ exact_sum('log_return * log_return', 30) }} as sum_squared_log_returns,
         count(log_return) as log_return_count
 
     from regular_hours_returns
@@ -96,11 +96,11 @@ session_summaries as (
         ticker,
         session_date,
         count(*) as minute_bar_count,
-        sum(volume) as minute_volume,
+        {{ exact_sum('volume', 9) }} as minute_volume,
         cast(sum(transactions) as bigint) as minute_transactions,
-        sum(typical_price * volume) / nullif(sum(volume), 0) as minute_vwap,
+        {{ exact_sum('typical_price * volume') }} / nullif({{ exact_sum('volume', 9) }}, 0) as minute_vwap,
         count(*) filter (where is_regular_hours and volume > 0) as active_minutes,
-        sum(volume) filter (where is_regular_hours) as regular_hours_volume,
+        {{ exact_sum('case when is_regular_hours then volume end', 9) }} as regular_hours_volume,
         min_by(open, bar_start_at) filter (where is_first_30_minutes) as first_30_minutes_open,
         max_by(close, bar_start_at) filter (where is_first_30_minutes) as first_30_minutes_close,
         max_by(close, bar_start_at) filter (where is_before_last_30_minutes) as last_30_minutes_start_close,

@@ -1,32 +1,15 @@
+{#-
+    News per ticker and session it may first be used on (int_news_mentions): an article published at
+    or after a session's close (or on a weekend or holiday) counts on the next session, so joining this
+    mart to the same session's close-based features uses only articles that existed before that close.
+-#}
+
 with
-
-news_tickers as (
-
-    select * from {{ ref('stg_polygon__news_tickers') }}
-
-),
-
-news_insights as (
-
-    select * from {{ ref('stg_polygon__news_insights') }}
-
-),
 
 mentions as (
 
-    -- every article that names the ticker, with the sentiment Polygon gave it for that ticker (if any)
-    select
-        news_tickers.ticker,
-        news_tickers.published_date as news_date,
-        news_tickers.article_id,
-        news_insights.sentiment,
-        news_insights.sentiment_score
-
-    from news_tickers
-    left join news_insights
-        on
-            news_tickers.article_id = news_insights.article_id
-            and news_tickers.ticker = news_insights.ticker
+    select * from {{ ref('int_news_mentions') }}
+    where first_usable_session is not null
 
 ),
 
@@ -34,16 +17,18 @@ daily as (
 
     select
         ticker,
-        news_date,
+        first_usable_session as session_date,
+        min(available_at) as first_available_at,
+        max(available_at) as last_available_at,
         count(distinct article_id) as article_count,
         count(sentiment_score) as scored_article_count,
         avg(sentiment_score) as mean_sentiment_score,
-        count(*) filter (where sentiment = 'positive') as positive_count,
-        count(*) filter (where sentiment = 'negative') as negative_count,
-        count(*) filter (where sentiment = 'neutral') as neutral_count
+        count(case when sentiment = 'positive' then 1 end) as positive_count,
+        count(case when sentiment = 'negative' then 1 end) as negative_count,
+        count(case when sentiment = 'neutral' then 1 end) as neutral_count
 
     from mentions
-    group by ticker, news_date
+    group by ticker, first_usable_session
 
 )
 

@@ -41,6 +41,7 @@
             or stored_rows.contract_type is distinct from contracts.contract_type
             or stored_rows.expiration_date is distinct from contracts.expiration_date
             or stored_rows.strike_price is distinct from contracts.strike_price
+            or stored_rows.shares_per_contract is distinct from coalesce(contracts.shares_per_contract, 100)
             or stored_rows.underlying_close is distinct from stock_bars.close
         )
 {% endset %}
@@ -65,6 +66,19 @@ bars_to_build as (
 
 ),
 
+deliverables as (
+
+    -- what one contract delivers, per unit of the quoted price (a standard contract: 100 shares and a
+    -- multiplier of 100, so 1 share; XYZ1 after XYZ's 3-for-2 split: 150 shares, so 1.5 shares of XYZ)
+    select
+        *,
+        coalesce(shares_per_contract, 100) as deliverable_shares,
+        coalesce(shares_per_contract, 100) / 100.0 * underlying_close as deliverable_value
+
+    from bars_to_build
+
+),
+
 final as (
 
     select
@@ -81,18 +95,24 @@ final as (
         volume,
         transactions,
         underlying_close,
+        deliverable_shares as shares_per_contract,
+        deliverable_value,
         {{ days_between('session_date', 'expiration_date') }} as days_to_expiry,
-        underlying_close / nullif(strike_price, 0) as moneyness,
+        deliverable_value / nullif(strike_price, 0) as moneyness,
         case
-            when underlying_close > 0 and strike_price > 0 then ln(underlying_close / strike_price)
+            when deliverable_value > 0 and strike_price > 0 then ln(deliverable_value / strike_price)
         end as log_moneyness,
         case contract_type
-            when 'call' then underlying_close > strike_price
-            when 'put' then underlying_close < strike_price
+            when 'call' then deliverable_value > strike_price
+            when 'put' then deliverable_value < strike_price
         end as is_in_the_money,
+        case contract_type
+            when 'call' then greatest(deliverable_value - strike_price, 0)
+            when 'put' then greatest(strike_price - deliverable_value, 0)
+        end as intrinsic_value,
         load_id as source_load_id
 
-    from bars_to_build
+    from deliverables
 
 )
 

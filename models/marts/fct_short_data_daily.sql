@@ -23,19 +23,43 @@ bars as (
     select
         ticker,
         session_date
-    from {{ ref('stg_polygon__stocks_daily') }}
+    from {{ ref('int_stock_daily_bars') }}
 
 ),
 
+ticker_history as (
+
+    select * from {{ ref('int_ticker_history') }}
+
+),
+
+-- short data follows the security: filed under the ticker of its date, kept under the current one
 short_interest as (
 
-    select * from {{ ref('stg_polygon__short_interest') }}
+    select
+        {{ security_ticker('ticker_history', 'raw_interest.ticker') }} as ticker,
+        raw_interest.settlement_date,
+        raw_interest.short_interest,
+        raw_interest.avg_daily_volume,
+        raw_interest.days_to_cover
+
+    from {{ ref('stg_polygon__short_interest') }} as raw_interest
+    left join ticker_history
+        on {{ security_ticker_join('ticker_history', 'raw_interest.ticker', 'raw_interest.settlement_date') }}
 
 ),
 
 short_volume as (
 
-    select * from {{ ref('stg_polygon__short_volume') }}
+    select
+        {{ security_ticker('ticker_history', 'raw_volume.ticker') }} as ticker,
+        raw_volume.trade_date,
+        raw_volume.short_volume,
+        raw_volume.total_volume
+
+    from {{ ref('stg_polygon__short_volume') }} as raw_volume
+    left join ticker_history
+        on {{ security_ticker_join('ticker_history', 'raw_volume.ticker', 'raw_volume.trade_date') }}
 
 ),
 

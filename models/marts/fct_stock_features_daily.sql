@@ -324,26 +324,42 @@ daily_moves as (
 
 windows as (
 
+    -- window means as fixed-order sums (macros/deterministic_sums.sql): bit-identical on every build,
+    -- incremental or full, where a windowed avg/stddev_samp over doubles is not
     select
         *,
-        stddev_samp(log_return_1d) over ({{ by_ticker }} rows between 19 preceding and current row)
-            as volatility_20_raw,
+        {{ fixed_order_window_sum('log_return_1d', 0, 19, by_ticker) }} / 20.0 as mean_log_return_20,
         count(log_return_1d) over ({{ by_ticker }} rows between 19 preceding and current row) as log_returns_in_20,
-        stddev_samp(log_return_1d) over ({{ by_ticker }} rows between 59 preceding and current row)
-            as volatility_60_raw,
+        {{ fixed_order_window_sum('log_return_1d', 0, 59, by_ticker) }} / 60.0 as mean_log_return_60,
         count(log_return_1d) over ({{ by_ticker }} rows between 59 preceding and current row) as log_returns_in_60,
-        avg(adj_volume) over ({{ by_ticker }} rows between 20 preceding and 1 preceding) as mean_adj_volume_20_raw,
+        {{ fixed_order_window_sum('adj_volume', 1, 20, by_ticker) }} / 20.0 as mean_adj_volume_20_raw,
         count(adj_volume) over ({{ by_ticker }} rows between 20 preceding and 1 preceding) as volumes_in_20,
-        avg(true_range) over ({{ by_ticker }} rows between 13 preceding and current row) as atr_14_raw,
+        {{ fixed_order_window_sum('true_range', 0, 13, by_ticker) }} / 14.0 as atr_14_raw,
         count(true_range) over ({{ by_ticker }} rows between 13 preceding and current row) as true_ranges_in_14,
-        avg(close_gain) over ({{ by_ticker }} rows between 13 preceding and current row) as mean_gain_14,
-        avg(close_loss) over ({{ by_ticker }} rows between 13 preceding and current row) as mean_loss_14,
+        {{ fixed_order_window_sum('close_gain', 0, 13, by_ticker) }} / 14.0 as mean_gain_14,
+        {{ fixed_order_window_sum('close_loss', 0, 13, by_ticker) }} / 14.0 as mean_loss_14,
         count(close_gain) over ({{ by_ticker }} rows between 13 preceding and current row) as moves_in_14,
         max(adj_high) over ({{ by_ticker }} rows between 251 preceding and current row) as high_252_raw,
         min(adj_low) over ({{ by_ticker }} rows between 251 preceding and current row) as low_252_raw,
         count(*) over ({{ by_ticker }} rows between 251 preceding and current row) as sessions_in_252
 
     from daily_moves
+
+),
+
+deviations as (
+
+    -- sample standard deviations as two fixed-order passes (mean, then squared deviations from it)
+    select
+        *,
+        sqrt(
+            {{ fixed_order_window_sum_of_squares('log_return_1d', 'mean_log_return_20', 0, 19, by_ticker) }} / 19.0
+        ) as volatility_20_raw,
+        sqrt(
+            {{ fixed_order_window_sum_of_squares('log_return_1d', 'mean_log_return_60', 0, 59, by_ticker) }} / 59.0
+        ) as volatility_60_raw
+
+    from windows
 
 ),
 
@@ -401,7 +417,7 @@ features as (
             else 100.0 * (greatest(mean_gain_14, 0) / (greatest(mean_gain_14, 0) + greatest(mean_loss_14, 0)))
         end as rsi_14
 
-    from windows
+    from deviations
     {% if is_incremental() %}
     where session_date >= rewrite_from_date
     {% endif %}
