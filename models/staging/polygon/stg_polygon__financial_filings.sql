@@ -11,11 +11,11 @@ source as (
 ranked as (
 
     select
-        cast(filing_id as varchar) as filing_id,
-        nullif(cast(ticker as varchar), '') as ticker,
+        cast(filing_id as string) as filing_id,
+        nullif(cast(ticker as string), '') as ticker,
         cast(filing_date as date) as filing_date,
-        cast(acceptance_datetime as timestamp with time zone) as accepted_at,
-        cast(_dlt_load_id as varchar) as load_id,
+        cast(acceptance_datetime as {{ type_instant() }}) as accepted_at,
+        cast(_dlt_load_id as string) as load_id,
         row_number() over (
             partition by filing_id, ticker order by _dlt_load_id desc
         ) as load_rank
