@@ -197,6 +197,7 @@ changes as (
         fiscal_period,
         period_end_date,
         filing_date,
+        available_at,
         filing_id,
         reported_value,
         unit
