@@ -219,7 +219,9 @@ def latest_items(runs_dir: Path, dataset: str | None = None) -> list[dict[str, A
     for run in read_runs(runs_dir, dataset):
         if run.get("status") == "running":
             continue
-        whole_run = run.get("status") == "failed" and not run.get("items")  # failed before any date
+        # failed before any date; a run stopped by a systematic error (credentials, endpoint, a setting)
+        # is not repeated: it needs the setting fixed, and the next ordinary run then covers its window
+        whole_run = run.get("status") == "failed" and not run.get("items") and not run.get("stopped")
         if run.get("status") == "interrupted" or whole_run:
             latest[(run["dataset"], "interrupted")] = {
                 "dataset": run["dataset"],

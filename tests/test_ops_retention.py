@@ -18,7 +18,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from dbt_fixtures import run_dbt, write_flatfile_session, write_market_sessions, write_rest_records
+from dbt_fixtures import (
+    contract_references,
+    run_dbt,
+    write_flatfile_session,
+    write_market_sessions,
+    write_rest_records,
+)
 
 from loaders.config import load_settings
 from loaders.ops import cleanup, layers, refresh, runner, validate
@@ -110,7 +116,7 @@ def test_refresh_after_cleanup_bronze_keeps_silver_and_gold_history(
     write_market_sessions(kept, market, sessions, minute_days=sessions[-2:])
     write_rest_records(kept, "splits", market.splits())
     write_rest_records(kept, "dividends", market.dividends())
-    write_rest_records(kept, "options_contracts", market.options_contracts())
+    write_rest_records(kept, "options_contracts", contract_references(market, market.sessions))
     run_dbt(["build"], kept, kept / "dbt")
     shutil.copytree(kept, cleaned)
 

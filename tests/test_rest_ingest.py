@@ -285,7 +285,7 @@ def test_tickers_file_and_short_data_in_one_run(server: Server, data_dir: Path, 
 
 
 def test_killed_listing_resumes_from_landing_without_duplicates(server: Server, data_dir: Path) -> None:
-    server.faults.latency = 0.15
+    server.faults.latency = 0.3  # 15 pages: the kill lands seconds before the listing could complete
     script = (
         "import dataclasses, datetime as dt\n"
         "from loaders.rest import commands, settings\n"
@@ -297,7 +297,7 @@ def test_killed_listing_resumes_from_landing_without_duplicates(server: Server, 
     landing = data_dir / "landing" / "rest" / "news"
     deadline = time.monotonic() + 60
     try:
-        while len(list(landing.rglob("page-*.json"))) < 4:
+        while len(list(landing.rglob("page-*.json"))) < 2:
             assert proc.poll() is None, "the run ended before it could be killed"
             assert time.monotonic() < deadline
             time.sleep(0.02)

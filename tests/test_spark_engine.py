@@ -34,7 +34,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from dbt_fixtures import REPO_ROOT, run_dbt, write_flatfile_session, write_market_sessions, write_rest_records
+from dbt_fixtures import (
+    REPO_ROOT,
+    contract_references,
+    run_dbt,
+    write_flatfile_session,
+    write_market_sessions,
+    write_rest_records,
+)
 
 from loaders.sandbox.market import Market, MarketConfig
 from loaders.spark import dbt_vars, ensure_java, export_from_warehouse, warehouse_relation
@@ -197,7 +204,9 @@ def test_duckdb_and_spark_build_the_same_silver_and_gold(tmp_path: Path, market:
     split = {"id": "new-split", "execution_date": later[2].isoformat(), "split_from": 1, "split_to": 3}
     write_rest_records(duck_dir, "splits", [*market.splits(), {**split, "ticker": daily[1]}], generation=1)
     write_rest_records(duck_dir, "dividends", market.dividends(), generation=1)
-    write_rest_records(duck_dir, "options_contracts", market.options_contracts(), generation=1)
+    write_rest_records(
+        duck_dir, "options_contracts", contract_references(market, [*first, *later]), generation=1
+    )
     run_dbt(["run", *SPARK_SELECTION], duck_dir, tmp_path / "dbt-duckdb")
     _spark_run(["run", *SPARK_SELECTION], spark_dir, tmp_path / "dbt-spark")
     ran = tmp_path / "dbt-spark" / "target" / "run" / "quantmini" / "models" / "marts"
