@@ -77,12 +77,7 @@ final as (
         vwap,
         vwap_source,
         adj_factor,
-        open * adj_factor as adj_open,
-        high * adj_factor as adj_high,
-        low * adj_factor as adj_low,
-        close * adj_factor as adj_close,
-        volume / adj_factor as adj_volume,
-        vwap * adj_factor as adj_vwap,
+        {{ adjusted_bar_columns() }},
         load_id as source_load_id
 
     from bars_with_vwap
