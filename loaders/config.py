@@ -104,6 +104,31 @@ class Settings:
         return text
 
 
+DBT_PROJECT_DIR_SETTING = "QM_DBT_PROJECT_DIR"
+
+
+def dbt_project_dir() -> Path:
+    """The dbt project every command runs: the folder `QM_DBT_PROJECT_DIR` names, else the one shipped
+    with this package (the repository root beside `loaders/`, which an editable install keeps in place).
+
+    The current directory plays no part, so a command behaves the same wherever it is started."""
+    configured = os.environ.get(DBT_PROJECT_DIR_SETTING)
+    if configured:
+        folder = Path(configured).expanduser().resolve()
+        origin = f"{DBT_PROJECT_DIR_SETTING}={configured}"
+    else:
+        folder = Path(__file__).resolve().parent.parent
+        origin = (
+            f"the default of {DBT_PROJECT_DIR_SETTING} (the folder holding the installed loaders package)"
+        )
+    if not (folder / "dbt_project.yml").is_file():
+        raise FileNotFoundError(
+            f"no dbt_project.yml in {folder}, from {origin}: set {DBT_PROJECT_DIR_SETTING} to the folder "
+            "of QuantMini's dbt project (the repository root)"
+        )
+    return folder
+
+
 DEFAULT_DUCKDB_MEMORY_LIMIT = "1GB"
 DEFAULT_DUCKDB_THREADS = 2
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from loaders import calendar
-from loaders.config import Secret, load_settings
+from loaders.config import DBT_PROJECT_DIR_SETTING, Secret, dbt_project_dir, load_settings
 
 
 def test_secret_never_prints_its_value():
@@ -59,6 +59,24 @@ def test_secrets_toml_is_read_when_no_environment_variable(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in {"POLYGON_API_KEY", "MASSIVE_API_KEY"}}
     assert _api_key_in_fresh_process(tmp_path, env) == "from-toml"
     assert _api_key_in_fresh_process(tmp_path, {**env, "POLYGON_API_KEY": "from-env"}) == "from-env"
+
+
+def test_dbt_project_defaults_to_the_shipped_one_whatever_the_current_directory(monkeypatch, tmp_path):
+    monkeypatch.delenv(DBT_PROJECT_DIR_SETTING, raising=False)
+    (tmp_path / "dbt_project.yml").write_text("name: someone_elses\n")
+    monkeypatch.chdir(tmp_path)
+    shipped = Path(__file__).resolve().parents[1]
+    assert dbt_project_dir() == shipped
+    assert (shipped / "dbt_project.yml").is_file()
+
+
+def test_dbt_project_setting_wins_and_a_wrong_one_names_the_setting(monkeypatch, tmp_path):
+    (tmp_path / "dbt_project.yml").write_text("name: quantmini\n")
+    monkeypatch.setenv(DBT_PROJECT_DIR_SETTING, str(tmp_path))
+    assert dbt_project_dir() == tmp_path.resolve()
+    monkeypatch.setenv(DBT_PROJECT_DIR_SETTING, str(tmp_path / "nowhere"))
+    with pytest.raises(FileNotFoundError, match=r"QM_DBT_PROJECT_DIR=.*nowhere.*set QM_DBT_PROJECT_DIR"):
+        dbt_project_dir()
 
 
 def test_sessions_skip_weekends_and_holidays():

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from loaders.config import Settings
+from loaders.config import Settings, dbt_project_dir
 from loaders.ops.datasets import spec
 
 log = logging.getLogger(__name__)
@@ -55,17 +55,6 @@ def exit_meaning(dataset: str, code: int) -> str:
     from loaders.flatfiles.commands import EXIT_CODES
 
     return f" ({EXIT_CODES[code]})" if code in EXIT_CODES else ""
-
-
-def project_dir() -> Path:
-    """The dbt project (repo root): the current directory if it holds dbt_project.yml, else the checkout."""
-    cwd = Path.cwd()
-    if (cwd / "dbt_project.yml").exists():
-        return cwd
-    here = Path(__file__).resolve().parents[2]
-    if (here / "dbt_project.yml").exists():
-        return here
-    raise FileNotFoundError("dbt_project.yml not found in the current directory or the QuantMini checkout")
 
 
 @dataclass(frozen=True)
@@ -118,7 +107,7 @@ def dbt_build(
     vars the spark target needs (`loaders.spark.dbt_vars`); ``dbt_vars`` are passed as `--vars`."""
     from dbt.cli.main import dbtRunner
 
-    project = project_dir()
+    project = dbt_project_dir()
     os.environ["QM_DATA_DIR"] = str(settings.data_dir)
     os.environ.setdefault("DBT_PROFILES_DIR", str(project))
     args = [

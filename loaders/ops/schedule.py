@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from loaders.config import load_settings
+from loaders.config import dbt_project_dir, load_settings
 
 BEGIN = "# >>> quantmini refresh (managed by `quantmini schedule`; edit with it) >>>"
 END = "# <<< quantmini refresh <<<"
@@ -113,15 +113,13 @@ def install_command(
 ) -> int:
     from rich.console import Console
 
-    from loaders.ops.runner import project_dir
-
     console = Console()
     settings = load_settings()
     try:
         block = render_block(
             daily_at=daily_at,
             weekly_at=weekly_at,
-            project=project_dir(),
+            project=dbt_project_dir(),
             data_dir=settings.data_dir,
             log_file=(log_file or settings.data_dir / "logs" / "refresh.log").resolve(),
             executable=_executable(),
@@ -137,7 +135,7 @@ def install_command(
         console.print(f"[red]schedule install: {exc}[/red]")
         return 2
     console.print(f"[green]installed into {crontab_file or 'the user crontab'}:[/green]\n{block}")
-    if os.environ.get("POLYGON_API_KEY") and not (project_dir() / ".dlt" / "secrets.toml").exists():
+    if os.environ.get("POLYGON_API_KEY") and not (dbt_project_dir() / ".dlt" / "secrets.toml").exists():
         console.print(
             "[yellow]note: cron does not see your shell's POLYGON_* variables; put them in .dlt/secrets.toml[/yellow]"
         )
