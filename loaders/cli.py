@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -639,8 +640,13 @@ def lake_push(
 
 
 def main() -> None:
+    from loaders.extras import MissingExtra
+
     try:
         app()
+    except MissingExtra as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     except Exception as exc:
         from loaders.storage_errors import describe, storage_error
 

@@ -105,6 +105,9 @@ def _run_backtest(gold: Path, summary: list[str]) -> int:
 def run_demo(keep_data: bool = False) -> int:
     from loaders import calendar
     from loaders.config import load_settings
+    from loaders.extras import require
+
+    require("qlib", "the demo's Qlib read and backtest")
     from loaders.sandbox.market import MarketConfig
     from loaders.sandbox.server import SandboxServer
 

