@@ -137,6 +137,72 @@ def test_an_independent_s3_client_lists_and_reads(sandbox: SandboxServer, faults
     assert gzip.decompress(data).startswith(b"ticker,volume,open,close,high,low,window_start,transactions\n")
 
 
+def test_concurrent_listings_heads_and_downloads_get_bytes_matching_their_etags(
+    sandbox_config: MarketConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many files fetched at once, each asked for by a month listing, a HEAD and two GETs racing each
+    other on a fresh sandbox (nothing rendered yet): every body's MD5 is the ETag of its own answer, of
+    the HEAD and of the listing, and the bytes are the sandbox's rendering of that file.
+
+    Objects are kept in temporary files, as moto keeps every object over 5 MB (full-size option and
+    minute days): reads of those release the GIL, so racing requests really interleave (this is how a
+    retried download of a slowly rendered file used to get a wrong ETag for good)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setenv("MOTO_S3_DEFAULT_KEY_BUFFER_SIZE", "1024")
+
+    config = dataclasses.replace(sandbox_config, seed=sandbox_config.seed + 200, option_underlyings=6)
+    with SandboxServer(config, rest_port=0, s3_port=0) as server:
+        days = server.market.served_sessions()[-45:]
+        keys = [flatfiles.key_for(d, day) for day in days for d in ("options_daily", "stocks_daily")]
+        months = sorted({key.rsplit("/", 1)[0] + "/" for key in keys})
+        local = threading.local()
+
+        def client() -> Any:
+            if not hasattr(local, "client"):
+                local.client = s3_client(server, config=Config(retries={"total_max_attempts": 1}))
+            return local.client
+
+        def listing(prefix: str) -> dict[str, str]:
+            pages = client().get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
+            return {o["Key"]: o["ETag"] for page in pages for o in page.get("Contents", [])}
+
+        def head(key: str) -> str:
+            return client().head_object(Bucket=BUCKET, Key=key)["ETag"]
+
+        def get(key: str) -> tuple[str, bytes]:
+            answer = client().get_object(Bucket=BUCKET, Key=key)
+            return answer["ETag"], answer["Body"].read()
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            jobs = [("list", m, pool.submit(listing, m)) for m in months]
+            for key in keys:
+                jobs += [("get", key, pool.submit(get, key)), ("head", key, pool.submit(head, key))]
+                jobs.append(("get", key, pool.submit(get, key)))
+            results = [(kind, what, job.result()) for kind, what, job in jobs]
+        listed = {k: e for kind, _, found in results if kind == "list" for k, e in found.items()}
+        heads = {key: etag for kind, key, etag in results if kind == "head"}
+        bad = []
+        for kind, key, found in results:
+            if kind != "get":
+                continue
+            etag, body = found
+            md5 = f'"{hashlib.md5(body).hexdigest()}"'
+            if not (md5 == etag == heads[key] == listed[key]):
+                bad.append(key)
+        assert not bad, f"{len(bad)} of {2 * len(keys)} downloads do not match their ETag: {bad[:3]}"
+        dataset, day = flatfiles.parse_key(keys[0])
+        assert get(keys[0])[1] == flatfiles.render_file(server.market, dataset, day)
+        assert len(listed) >= len(keys)
+        # the ETag is fixed when the file is stored, from the stored bytes, not hashed later by whichever
+        # request comes first: no two requests ever hash one object's shared buffer at once
+        store = server._s3.app.store  # type: ignore[union-attr]
+        fresh = flatfiles.key_for("stocks_minute", days[-1])
+        store.ensure_key(fresh)
+        stored = store.backend.get_object(BUCKET, fresh)
+        assert stored._etag == hashlib.md5(stored.value).hexdigest()
+
+
 # --- what is not there ------------------------------------------------------------------------------------
 
 

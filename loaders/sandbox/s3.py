@@ -315,8 +315,13 @@ class FlatFileStore:
                 if self._stored.get(key) == republish:
                     return
             body = flatfiles.render_file(self.market, dataset, day, republish=republish)
+            # the ETag is computed here, once, from the bytes being stored: moto would otherwise hash the
+            # object's buffer lazily on the first LIST/HEAD/GET, without its lock, so two requests arriving
+            # together (a month listing and a download) interleave their seeks and one caches a wrong
+            # ETag for good
+            etag = hashlib.md5(body, usedforsecurity=False).hexdigest()
             with self._guard:
-                stored = self.backend.put_object(BUCKET, key, body)
+                stored = self.backend.put_object(BUCKET, key, body, etag=etag)
                 # Last-Modified as Polygon's: published after the session closes (a correction a day later),
                 # so listings are the same on every run
                 published = calendar.session_bounds(day)[1] + dt.timedelta(
