@@ -373,7 +373,22 @@ def merge_partitions(
                 old_keys = _key_array(
                     old, pk, (partition_column, _constant_text(name[len(prefix) :], old.num_rows))
                 )
-                parts.append(old.filter(pc.invert(pc.is_in(old_keys, value_set=new_keys))))
+                replaced = pc.is_in(old_keys, value_set=new_keys)
+                if name in new_groups and _same_rows(
+                    old.filter(replaced),
+                    old_keys.filter(replaced),
+                    new_groups[name],
+                    _key_array(
+                        new_groups[name],
+                        pk,
+                        (partition_column, _constant_text(name[len(prefix) :], new_groups[name].num_rows)),
+                    ),
+                    partition_column,
+                ):
+                    # every row sent for this partition is already stored as it is: nothing to rewrite
+                    # (a REST dataset re-sent whole on each run rewrites only the partitions that changed)
+                    continue
+                parts.append(old.filter(pc.invert(replaced)))
             if name in new_groups:
                 parts.append(new_groups[name])
             merged = pa.concat_tables(parts, promote_options="permissive") if len(parts) > 1 else parts[0]
@@ -383,10 +398,36 @@ def merge_partitions(
                 continue
             _write_parquet(merged, staging / name / f"{file_prefix}-0.parquet")
             written[name] = merged.num_rows
-        _swap_planned(root, dataset, token, sorted(set(affected) - set(removed)), removed)
+        _swap_planned(root, dataset, token, sorted(set(written) - set(removed)), removed)
     finally:
         _drop_token(root, dataset, token)
     return written
+
+
+#: bookkeeping columns a re-sent row carries anew on every load; a stored row with equal data is the same row
+LOAD_COLUMNS = frozenset({"_dlt_load_id", "_dlt_id"})
+
+
+def _same_rows(
+    old: pa.Table, old_keys: pa.Array, new: pa.Table, new_keys: pa.Array, partition_column: str
+) -> bool:
+    """`new` (one partition's incoming rows, keys `new_keys`) equals the stored rows `old` (keys `old_keys`)
+    it would replace: the same keys, columns, types and values, load bookkeeping (`LOAD_COLUMNS`) aside."""
+    if old.num_rows != new.num_rows:
+        return False
+    columns = sorted(c for c in new.column_names if c not in LOAD_COLUMNS and c != partition_column)
+    stored = sorted(c for c in old.column_names if c not in LOAD_COLUMNS and c != partition_column)
+    if columns != stored or any(old.schema.field(c).type != new.schema.field(c).type for c in columns):
+        return False
+    old_order = pc.sort_indices(old_keys)
+    new_order = pc.sort_indices(new_keys)
+    if not old_keys.take(old_order).equals(new_keys.take(new_order)):
+        return False
+    old_sorted = old.select(columns).take(old_order)
+    new_sorted = new.select(columns).take(new_order)
+    return all(
+        old_sorted.column(c).combine_chunks().equals(new_sorted.column(c).combine_chunks()) for c in columns
+    )
 
 
 # --------------------------------------------------------------------------------------------------- dlt destination

@@ -74,6 +74,49 @@ def test_merge_partitions_upserts_by_key_and_never_duplicates(tmp_path: Path) ->
     assert len(_read(tmp_path, "t")) == 4
 
 
+def test_merge_partitions_rewrites_only_partitions_whose_rows_changed(tmp_path: Path) -> None:
+    """A REST dataset is sent whole on every run with new load ids: partitions whose rows are stored
+    as they are stay untouched (same file, same inode); a changed value, a new row or a key that moved
+    rewrites just the partitions it touches."""
+
+    def loaded(rows: list[tuple[dt.date, str, float]], load_id: str) -> pa.Table:
+        table = _table(rows)
+        return table.append_column("_dlt_load_id", pa.array([load_id] * table.num_rows)).append_column(
+            "_dlt_id", pa.array([f"{load_id}-{i}" for i in range(table.num_rows)])
+        )
+
+    rows = [(D1, "a", 1.0), (D1, "b", 2.0), (D2, "c", 3.0), (D3, "d", 4.0)]
+    bronze.merge_partitions(tmp_path, "t", loaded(rows, "1"), "session_date", "id")
+
+    def inodes() -> dict[str, int]:
+        return {p.parent.name: p.stat().st_ino for p in (tmp_path / "t").glob("*/*.parquet")}
+
+    before = inodes()
+    assert bronze.merge_partitions(tmp_path, "t", loaded(rows, "2"), "session_date", "id") == {}
+    assert inodes() == before
+    assert {r["_dlt_load_id"] for r in pq.read_table(tmp_path / "t").to_pylist()} == {"1"}
+
+    # b changes value (D1), e is new (D2), d unchanged (D3) but sent again: only D1 and D2 are rewritten
+    changed = [(D1, "a", 1.0), (D1, "b", 20.0), (D2, "c", 3.0), (D2, "e", 5.0), (D3, "d", 4.0)]
+    written = bronze.merge_partitions(tmp_path, "t", loaded(changed, "3"), "session_date", "id")
+    assert written == {f"session_date={D1}": 2, f"session_date={D2}": 2}
+    assert inodes()[f"session_date={D3}"] == before[f"session_date={D3}"]
+    assert [r[:2] for r in _read(tmp_path, "t") if r[0] == "b"] == [("b", 20.0)]
+
+    # d moves from D3 to D1 with its value unchanged: both partitions are rewritten, d lives in one place
+    moved = [(D1, "a", 1.0), (D1, "b", 20.0), (D1, "d", 4.0), (D2, "c", 3.0), (D2, "e", 5.0)]
+    written = bronze.merge_partitions(tmp_path, "t", loaded(moved, "4"), "session_date", "id")
+    assert set(written) == {f"session_date={D1}", f"session_date={D3}"}
+    assert [(r[0], r[-1]) for r in _read(tmp_path, "t") if r[0] == "d"] == [("d", D1)]
+
+    # a type change of a column is a change too (rewritten, not compared value by value)
+    retyped = loaded(moved, "5").set_column(2, "value", pa.array([1, 20, 4, 3, 5], pa.int64()))
+    assert set(bronze.merge_partitions(tmp_path, "t", retyped, "session_date", "id")) == {
+        f"session_date={D1}",
+        f"session_date={D2}",
+    }
+
+
 def test_merge_partitions_adds_new_columns_as_nulls(tmp_path: Path) -> None:
     bronze.merge_partitions(tmp_path, "t", _table([(D1, "a", 1.0)]), "session_date", "id")
     wider = _table([(D1, "b", 2.0)]).append_column("note", pa.array(["x"]))
