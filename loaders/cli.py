@@ -653,9 +653,9 @@ def main() -> None:
         error = storage_error(exc)
         if error is None:
             raise
-        from rich.console import Console
+        from loaders.terminal import console
 
-        Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {describe(error)}", highlight=False)
+        console(stderr=True).print(f"[red]error:[/red] {describe(error)}", highlight=False, soft_wrap=True)
         raise SystemExit(1) from None
 
 

@@ -13,10 +13,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
 
-console = Console()
+from loaders.terminal import SharedConsole
+
+console = SharedConsole()
 
 # Demo market: two years of daily data, minute data for the last weeks. Sized so the whole demo finishes
 # in well under five minutes on a 2-core machine.

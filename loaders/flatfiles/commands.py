@@ -443,9 +443,9 @@ def ingest_command(
     max_concurrent: int,
 ) -> int:
     """Load the sessions of [start, end] into bronze; see EXIT_CODES for what the exit code means."""
-    from rich.console import Console
+    from loaders.terminal import console as make_console
 
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     if dataset not in ff.DATASETS:
         console.print(f"[red]unknown flat-file dataset {dataset!r}; expected one of {sorted(ff.DATASETS)}")
         return EXIT_BUSY

@@ -6,13 +6,13 @@ import logging
 import os
 import time
 
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from loaders.config import load_settings
 from loaders.gold.exporter import export_duckdb_file, parse_features
 from loaders.gold.writer import ExportError, FreqStats
+from loaders.terminal import console as make_console
 
 FEATURES_ENV = "QM_QLIB_FEATURES"
 
@@ -61,9 +61,8 @@ def export_command(full: bool, minute: bool, target: str = "dev") -> int:
     ``target`` is the dbt target that built silver: ``dev`` (the DuckDB file) or ``spark`` (the Parquet
     tables of the Spark warehouse)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    console = Console(stderr=True)
-    if console.width < 110:  # the summary table has 11 columns; do not abbreviate them into ellipses
-        console = Console(stderr=True, width=110)
+    # the summary table has 11 columns: a narrower terminal would abbreviate them into ellipses
+    console = make_console(stderr=True, min_width=110)
     settings = load_settings()
     started = time.perf_counter()
     try:

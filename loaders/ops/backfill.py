@@ -60,6 +60,11 @@ def run_chunks(
     """Ingest every chunk in order, with a progress bar; exceptions become failed results, not crashes."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from loaders.terminal import console as make_console
+
+    # the chunks' ingests draw their own progress on this (shared) console, nested under this bar
+    progress_console = make_console(stderr=True)
+
     if ingest is None:
         from loaders.ops.runner import ingest as default_ingest
 
@@ -71,7 +76,8 @@ def run_chunks(
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        disable=not show_progress,
+        console=progress_console,
+        disable=not (show_progress and progress_console.is_terminal),
     ) as progress:
         task = progress.add_task("backfill", total=len(chunks))
         for chunk in chunks:
@@ -107,12 +113,12 @@ def backfill_command(
     dbt_select: str | None = None,
 ) -> int:
     """`quantmini backfill`: 0 when every chunk (and the rebuild) succeeded, 1 on a failure, 2 on bad input."""
-    from rich.console import Console
     from rich.table import Table
 
     from loaders.ops.gaps import read_gaps_file
+    from loaders.terminal import console as make_console
 
-    console = Console()
+    console = make_console()
     settings = load_settings()
     if (gaps_file is None) == (start is None and end is None):
         console.print("[red]backfill: give either -s/-e or --gaps-file (not both)[/red]")

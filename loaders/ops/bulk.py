@@ -137,7 +137,16 @@ def run_bulk(
     log_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, QM_DATA_DIR=str(settings.data_dir), PYTHONUNBUFFERED="1")
     results: list[BulkResult] = []
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()) as progress:
+    from loaders.terminal import console as make_console
+
+    shown = make_console(stderr=True)
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=shown,
+        disable=not shown.is_terminal,
+    ) as progress:
         overall = progress.add_task(f"bulk: 0/{len(items)} datasets done", total=len(items))
         tasks = {
             item.dataset: progress.add_task(f"[dim]{item.dataset}: waiting[/dim]", total=1) for item in items
@@ -191,12 +200,12 @@ def bulk_command(
     dry_run: bool = False,
 ) -> int:
     """0 when every dataset loaded, 1 when any failed, 2 on bad input."""
-    from rich.console import Console
     from rich.table import Table
 
     from loaders.flatfiles.s3 import StopRun
+    from loaders.terminal import console as make_console
 
-    console = Console()
+    console = make_console()
     settings = load_settings()
     try:
         overrides = parse_overrides(history)

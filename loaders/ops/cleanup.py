@@ -170,11 +170,10 @@ def cleanup_command(
     allow_history_loss: bool = False,
 ) -> int:
     """Exit 0 when done (or listed), 1 when bronze sessions would be lost downstream (nothing deleted)."""
-    from rich.console import Console
-
     from loaders.ops.status import human_bytes
+    from loaders.terminal import console as make_console
 
-    console = Console()
+    console = make_console()
     settings = load_settings()
     for name in datasets or ():
         if name not in FLATFILE_DATASETS:

@@ -313,10 +313,11 @@ def gaps_command(
     fail_on_gaps: bool = False,
 ) -> int:
     """`quantmini gaps`: exit 0 (1 with `fail_on_gaps` when something is missing), 2 on bad input."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from loaders.terminal import console as make_console
+
+    console = make_console()
     settings = load_settings()
     names = [dataset] if dataset else [n for n in FLATFILE_DATASETS if session_partitions(settings, n)]
     if not names:

@@ -456,11 +456,10 @@ def _prune_empty_parents(root: Path, path: Path) -> None:
 
 
 def lake_command(action: str, *, force: bool = False, dry_run: bool = False) -> int:
-    from rich.console import Console
-
     from loaders.config import load_settings
+    from loaders.terminal import console as make_console
 
-    console = Console()
+    console = make_console()
     try:
         lake = load_lake_settings()
         settings = load_settings()

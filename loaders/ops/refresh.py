@@ -253,10 +253,11 @@ def refresh_command(
     target: str | None = None,
 ) -> int:
     from filelock import FileLock, Timeout
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from loaders.terminal import console as make_console
+
+    console = make_console()
     settings = load_settings()
     if mode not in {"daily", "weekly"}:
         console.print(f"[red]refresh: mode must be daily or weekly, got {mode!r}[/red]")

@@ -221,10 +221,11 @@ def build_report(settings: Settings) -> list[Coverage]:
 
 
 def report_command(*, out: Path | None = None, json_path: Path | None = None) -> int:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from loaders.terminal import console as make_console
+
+    console = make_console()
     settings = load_settings()
     rows = build_report(settings)
     table = Table(title="Coverage")

@@ -69,12 +69,12 @@ def retry_failed_command(
     build: bool = True,
     dbt_select: str | None = None,
 ) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from loaders.ops import runner
+    from loaders.terminal import console as make_console
 
-    console = Console()
+    console = make_console()
     settings = load_settings()
     plans = plan_retries(settings, datasets)
     if not plans:
@@ -126,12 +126,12 @@ def dismiss_command(
 ) -> int:
     """`quantmini retry-failed --dismiss`: clear failed (and pending) ledger items for good, e.g. files
     Polygon will never publish; optionally only those dated within [start, end]. Exit code 0."""
-    from rich.console import Console
     from rich.table import Table
 
     from loaders import runs
+    from loaders.terminal import console as make_console
 
-    console = Console()
+    console = make_console()
     settings = load_settings()
 
     def chosen(item: dict) -> bool:

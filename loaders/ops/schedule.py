@@ -111,9 +111,9 @@ def install_command(
     log_file: Path | None = None,
     crontab_file: Path | None = None,
 ) -> int:
-    from rich.console import Console
+    from loaders.terminal import console as make_console
 
-    console = Console()
+    console = make_console()
     settings = load_settings()
     try:
         block = render_block(
@@ -143,9 +143,9 @@ def install_command(
 
 
 def remove_command(*, crontab_file: Path | None = None) -> int:
-    from rich.console import Console
+    from loaders.terminal import console as make_console
 
-    console = Console()
+    console = make_console()
     try:
         current = _read_crontab(crontab_file)
         if BEGIN not in current:

@@ -126,10 +126,11 @@ def status_command(*, show_all: bool = False, json_out: bool = False) -> int:
     """Print the status table (or JSON); status is informational, so it exits 0."""
     import json
 
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from loaders.terminal import console as make_console
+
+    console = make_console()
     settings = load_settings()
     rows = collect(settings, progress=not json_out)
     if not show_all:

@@ -678,10 +678,11 @@ def validate_command(
     json_path: Path | None = None,
 ) -> int:
     """Exit 0 when clean or only warnings were found, 1 when an error was found."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from loaders.terminal import console as make_console
+
+    console = make_console()
     settings = load_settings()
     report = validate(settings, datasets, silver=silver, gold=gold, deep=deep)
     for line in report.checked:

@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
 from loaders.locks import DatasetBusy, dataset_lock
 from loaders.rest import settings
+from loaders.terminal import SharedConsole
 
 log = logging.getLogger(__name__)
-console = Console(stderr=True, width=140)
+console = SharedConsole(stderr=True)
 
 _TICKER = re.compile(r"^[A-Za-z0-9.:_\-]{1,40}$")
 
