@@ -24,7 +24,16 @@ MINUTE_DAYS = [dt.date(2024, 7, 2), dt.date(2024, 7, 3), dt.date(2024, 7, 5)]  #
 
 
 def tree_bytes(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    """Every file's bytes; the manifest without its per-ticker tokens, which change whenever a ticker's
+    files are written whole (so they differ between an incremental and a full export by design)."""
+    out = {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    if MANIFEST_NAME in out:
+        manifest = json.loads(out[MANIFEST_NAME])
+        for freq in manifest.values():
+            for entry in freq.get("symbols", {}).values() if isinstance(freq, dict) else []:
+                assert len(entry.pop("token")) == 12
+        out[MANIFEST_NAME] = json.dumps(manifest, sort_keys=True).encode()
+    return out
 
 
 def read_bin(path: Path) -> np.ndarray:

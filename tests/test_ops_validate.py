@@ -417,3 +417,83 @@ def test_rows_breaking_the_bronze_row_contract_are_named(lake: Path, column: str
     pq.write_table(table, folder / "1700000000.1-0.parquet")
     text = "\n".join(f"{p.layer} {p.where} {p.message}" for p in _problems(lake))
     assert f"session_date={DAYS[4]} 1 rows break the bronze row contract" in text
+
+
+def test_gold_health_checks_the_new_sessions_and_the_instruments_written_whole(lake: Path) -> None:
+    """After a clean run only sessions after the last one checked are read, except for instruments gold
+    wrote whole since (their manifest token changed: a split re-stating history); `--deep` reads all."""
+    from loaders.gold.writer import MANIFEST_NAME, MANIFEST_VERSION
+
+    gold = lake / "gold" / "qlib"
+
+    def manifest(tokens: dict[str, str]) -> None:
+        symbols = {t: {"symbol": to_qlib_symbol(t), "token": tokens[t]} for t in TICKERS}
+        (gold / MANIFEST_NAME).write_text(
+            json.dumps({"version": MANIFEST_VERSION, "day": {"symbols": symbols}})
+        )
+
+    tokens = {t: f"t{i}" for i, t in enumerate(TICKERS)}
+    manifest(tokens)
+    assert _problems(lake) == []  # the first run checks everything and records it
+    n = len(DAYS)
+    factor = [1.0] * n
+    factor[3] = 0.0  # damage on an old session, files not written whole (token unchanged): not re-read
+    _write_field(lake, "AAPL", "factor", factor)
+    assert [p for p in _problems(lake) if "bad_factor" in p.message] == []
+    assert any("bad_factor" in p.message for p in validate.validate(load_settings(), deep=True).problems)
+    manifest({**tokens, "AAPL": "rewritten"})  # AAPL written whole since: its whole history is checked
+    found = [p for p in _problems(lake) if "bad_factor" in p.message]
+    assert [p.where for p in found] == [f"AAPL {DAYS[3]}"]
+
+    # a bad value on a session after the last one checked is found while reading only the files' ends
+    factor[3] = 1.0
+    _write_field(lake, "AAPL", "factor", factor)
+    assert _problems(lake) == []
+    state = json.loads(validate.state_path(load_settings()).read_text())
+    assert state["datasets"]["gold_health"]["last_session"] == str(DAYS[-1])
+    state["datasets"]["gold_health"]["last_session"] = str(DAYS[-6])
+    validate.state_path(load_settings()).write_text(json.dumps(state))
+    volume = [1000.0] * n
+    volume[-3] = float("nan")
+    _write_field(lake, "BRK.B", "volume", volume)
+    found = [p for p in _problems(lake) if "partial_row" in p.message]
+    assert [p.where for p in found] == [f"BRK.B {DAYS[-3]}"]
+
+
+def test_health_of_new_sessions_reads_the_file_ends_and_looks_back_far_enough(tmp_path: Path) -> None:
+    """`check_instrument(since=...)` finds what a whole-history check finds on the sessions from `since`
+    on, also right after a halt longer than its usual look-back (then it reads the whole files)."""
+    from loaders.ops import health
+
+    cal = [str(d) for d in calendar.sessions("2024-01-02", "2025-06-30")]
+    n = 300
+    for halted in (False, True):
+        folder = tmp_path / ("halted" if halted else "plain")
+        folder.mkdir()
+        volume = np.full(n, 1000.0) + np.arange(n) % 7
+        factor = np.ones(n)
+        factor[50] = 0.0  # old damage: not a finding of the scoped check
+        volume[285] = 80_000.0  # a spike on a new session
+        close = np.full(n, 20.0)
+        values = {
+            "open": close,
+            "high": close,
+            "low": close,
+            "close": close,
+            "volume": volume,
+            "factor": factor,
+        }
+        if halted:
+            for v in values.values():
+                v[150:284] = np.nan
+        for name, v in values.items():
+            np.concatenate(([10.0], v)).astype("<f4").tofile(folder / f"{name}.day.bin")
+        since = 10 + 280
+        whole = health.check_instrument("X", folder, cal)
+        scoped = health.check_instrument("X", folder, cal, since)
+        assert {(f.check, f.session) for f in whole} >= {("bad_factor", cal[60]), ("volume_spike", cal[295])}
+        assert (
+            [(f.check, f.session) for f in scoped]
+            == [(f.check, f.session) for f in whole if f.session >= cal[since]]
+            == [("volume_spike", cal[295])]
+        )

@@ -14,7 +14,8 @@ memory stays bounded when sparse minute series span far more slots than they hav
 
 Incremental mode keeps a small manifest per frequency: the calendar start, the field list and, per
 ticker, its first/last row key, file length and a SHA-256 hash of its files' bytes (the field files
-concatenated in field order). A ticker whose new files begin with exactly the bytes recorded (the hash
+concatenated in field order) and a token that changes whenever its files are written whole (new,
+rewritten, full export) and is kept on an append. A ticker whose new files begin with exactly the bytes recorded (the hash
 of the new layout cut at the old length) is appended; any other change (a backfilled day, a split that
 rescales history, a new first day) rewrites that ticker; a new calendar start or field list rewrites the
 frequency.
@@ -27,6 +28,7 @@ import hashlib
 import json
 import logging
 import os
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -402,11 +404,15 @@ def write_freq(root: Path, block: Block, calendar: Calendar, instruments_name: s
                 }
                 old = old_symbols.get(ticker)
                 skip = 0  # first float to write (0: the whole file)
+                # a new token each time the files are written whole: what was checked of the old ones
+                # (`validate`'s health checks) no longer holds; appends and unchanged files keep theirs
+                symbols_out[ticker]["token"] = uuid.uuid4().hex[:12]
                 if old is None:
                     stats.written += 1
                 elif _prefix_kept(
                     old, first_keys[i], last_keys[i], rows, at, length, digest
                 ) and _sizes_match(features_dir / dirs[i], block.fields, freq, 4 * old["length"]):
+                    symbols_out[ticker]["token"] = old.get("token") or symbols_out[ticker]["token"]
                     if length == old["length"]:
                         stats.unchanged += 1
                         continue

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +32,7 @@ JUMP = 0.5  # relative close-to-close move that is looked at
 VOLUME_SPIKE = 10.0  # adjusted volume over this multiple of the recent median is a spike
 VOLUME_WINDOW = 20  # previous traded sessions the median covers (and needs)
 MAX_LISTED = 20  # findings listed per check; the rest are counted in one line
+LOOKBACK = 4 * VOLUME_WINDOW  # sessions read before the first checked one by a check of new sessions
 
 
 @dataclass(frozen=True)
@@ -42,29 +44,41 @@ class Finding:
     message: str
 
 
-def _read(path: Path, calendar_size: int) -> tuple[int, np.ndarray]:
-    raw = np.fromfile(path, dtype="<f4")
-    if raw.size == 0:
-        raise ValueError(f"{path}: empty feature file")
-    start = int(raw[0])
-    values = raw[1:]
-    if start < 0 or start + values.size > calendar_size:
-        raise ValueError(f"{path}: span {start}..{start + values.size - 1} outside the calendar")
-    return start, values
+def _read(path: Path, calendar_size: int, from_slot: int = 0) -> tuple[int, np.ndarray, bool]:
+    """(first calendar slot read, values, whether earlier values were left out) of a feature file, read
+    from calendar slot `from_slot` on (the whole file when its span starts there or later)."""
+    with open(path, "rb") as fh:
+        head = np.frombuffer(fh.read(4), dtype="<f4")
+        if head.size == 0:
+            raise ValueError(f"{path}: empty feature file")
+        start = int(head[0])
+        skip = max(0, from_slot - start)
+        if skip:
+            fh.seek(4 * (1 + skip))
+        values = np.frombuffer(fh.read(), dtype="<f4")
+    if start < 0 or start + skip + values.size > calendar_size:
+        raise ValueError(f"{path}: span {start}..{start + skip + values.size - 1} outside the calendar")
+    return start + skip, values, skip > 0
 
 
-def _aligned(folder: Path, calendar_size: int) -> tuple[int, dict[str, np.ndarray], list[str]]:
-    """The required fields over the union of their spans (NaN-padded), and the names of missing files."""
+def _aligned(
+    folder: Path, calendar_size: int, from_slot: int = 0
+) -> tuple[int, dict[str, np.ndarray], list[str], bool]:
+    """The required fields over the union of their spans (NaN-padded) from calendar slot `from_slot` on,
+    the names of missing files, and whether earlier values were left out."""
     spans: dict[str, tuple[int, np.ndarray]] = {}
     missing = []
+    cut = False
     for name in REQUIRED_FIELDS:
         path = folder / f"{name}.day.bin"
         if path.exists():
-            spans[name] = _read(path, calendar_size)
+            first_slot, values, skipped = _read(path, calendar_size, from_slot)
+            spans[name] = (first_slot, values)
+            cut = cut or skipped
         else:
             missing.append(name)
     if not spans:
-        return 0, {}, missing
+        return 0, {}, missing, cut
     first = min(s for s, _ in spans.values())
     last = max(s + v.size for s, v in spans.values())
     out = {}
@@ -72,7 +86,7 @@ def _aligned(folder: Path, calendar_size: int) -> tuple[int, dict[str, np.ndarra
         full = np.full(last - first, np.nan, dtype=np.float64)
         full[start - first : start - first + values.size] = values
         out[name] = full
-    return first, out, missing
+    return first, out, missing, cut
 
 
 def _previous_valid(values: np.ndarray) -> np.ndarray:
@@ -98,9 +112,44 @@ def _volume_spikes(volume: np.ndarray) -> np.ndarray:
     return spikes
 
 
-def check_instrument(ticker: str, folder: Path, calendar: list[str]) -> list[Finding]:
-    """Every finding for one instrument's daily feature files."""
-    first, data, missing = _aligned(folder, len(calendar))
+def _enough_history(data: dict[str, np.ndarray], first: int, since: int) -> bool:
+    """The values read before slot `since` hold what its checks look back at: a previous traded close
+    and factor, and `VOLUME_WINDOW` previous traded volumes."""
+    before = max(0, since - first)
+    close, volume = data.get("close"), data.get("volume")
+    if close is None or volume is None or "factor" not in data:
+        return False
+    traded_closes = np.count_nonzero(~np.isnan(close[:before]) & ~np.isnan(data["factor"][:before]))
+    return traded_closes > 0 and np.count_nonzero(~np.isnan(volume[:before])) >= VOLUME_WINDOW
+
+
+def check_instrument(
+    ticker: str, folder: Path, calendar: list[str], since: int | None = None
+) -> list[Finding]:
+    """Every finding for one instrument's daily feature files; with `since` (a calendar index), the
+    findings on sessions from that one on, reading only the end of the files (plus what the checks look
+    back at: `LOOKBACK` sessions, the whole files when those are not enough)."""
+    if since is None:
+        first, data, missing, _ = _aligned(folder, len(calendar))
+    else:
+        first, data, missing, cut = _aligned(folder, len(calendar), max(0, since - LOOKBACK))
+        if cut and not _enough_history(data, first, since):
+            first, data, missing, _ = _aligned(folder, len(calendar))
+    found = _findings(ticker, folder, first, data, missing, calendar)
+    if since is None or since >= len(calendar):
+        return found if since is None else [f for f in found if not f.session]
+    after = calendar[since]
+    return [f for f in found if not f.session or f.session >= after]
+
+
+def _findings(
+    ticker: str,
+    folder: Path,
+    first: int,
+    data: dict[str, np.ndarray],
+    missing: list[str],
+    calendar: list[str],
+) -> list[Finding]:
     found = [
         Finding("error", "missing_field", ticker, "", f"features/{folder.name}/{name}.day.bin missing")
         for name in missing
@@ -174,11 +223,29 @@ def check_instrument(ticker: str, folder: Path, calendar: list[str]) -> list[Fin
     return found
 
 
-def check_provider(root: Path, universe: str = "all") -> list[Finding]:
-    """Health findings for every instrument of ``instruments/<universe>.txt`` under the provider dir."""
+def check_provider(
+    root: Path, universe: str = "all", previous: dict[str, Any] | None = None
+) -> tuple[list[Finding], dict[str, Any]]:
+    """Health findings for every instrument of ``instruments/<universe>.txt`` under the provider dir, and
+    what to record as checked (`previous` of the next run).
+
+    With `previous` (recorded by an earlier clean check), an instrument whose files were only appended
+    to since (its gold manifest token is the one recorded) is checked on the sessions after the last one
+    checked then; an instrument written whole since (a split or dividend restating its history, a
+    backfilled day, a full export) or new is checked over its whole history.
+    """
     from loaders.gold.symbols import SymbolError, feature_dir_name, from_qlib_symbol
+    from loaders.gold.writer import read_manifest
 
     calendar = (root / "calendars" / "day.txt").read_text().split()
+    symbols = (read_manifest(root).get("day") or {}).get("symbols") or {}
+    tokens = {entry["symbol"]: entry.get("token") for entry in symbols.values()}
+    checked = {"last_session": calendar[-1] if calendar else "", "tokens": tokens}
+    since: int | None = None
+    old_tokens: dict[str, Any] = {}
+    if previous and previous.get("last_session") in calendar:
+        since = calendar.index(previous["last_session"]) + 1
+        old_tokens = previous.get("tokens") or {}
     findings: list[Finding] = []
     for line in (root / "instruments" / f"{universe}.txt").read_text().splitlines():
         if not line.strip():
@@ -192,5 +259,7 @@ def check_provider(root: Path, universe: str = "all") -> list[Finding]:
         if not folder.is_dir():
             findings.append(Finding("error", "missing_field", ticker, "", f"features/{folder.name}/ missing"))
             continue
-        findings.extend(check_instrument(ticker, folder, calendar))
-    return findings
+        token = tokens.get(symbol)
+        scoped = since is not None and token is not None and old_tokens.get(symbol) == token
+        findings.extend(check_instrument(ticker, folder, calendar, since if scoped else None))
+    return findings, checked

@@ -39,6 +39,9 @@ SESSION_LEVEL_ONLY = frozenset({"fct_stock_minute_features_daily"})
 GOLD_SAMPLE = 200
 FLOAT32_RTOL = 1e-5
 STATE_VERSION = 1
+#: the validate state's record of the gold health checks (last session checked, manifest tokens)
+GOLD_HEALTH = "gold_health"
+GOLD_HEALTH_DATASET = "stocks_daily"
 
 
 @dataclass(frozen=True)
@@ -569,19 +572,25 @@ def check_gold_minute(settings: Settings, report: Report) -> None:
         )
 
 
-def check_gold_health(settings: Settings, report: Report) -> None:
-    """Qlib-style health checks on the daily provider (loaders/ops/health.py states the severity rule)."""
+def check_gold_health(settings: Settings, report: Report, previous: dict[str, Any] | None = None) -> None:
+    """Qlib-style health checks on the daily provider (loaders/ops/health.py states the severity rule):
+    with `previous` (the last clean run's record), the sessions after it, and the whole history of the
+    instruments gold wrote whole since; without, everything."""
     from loaders.ops import health
 
     root = settings.gold_dir
     if not (root / "calendars" / "day.txt").exists() or not (root / "instruments" / "all.txt").exists():
         return
     try:
-        findings = health.check_provider(root)
+        findings, checked = health.check_provider(root, previous=previous)
     except (OSError, ValueError) as exc:
         report.add("gold", "stocks_daily", _rel(settings, root), f"health checks cannot read gold: {exc}")
         return
-    report.checked.append(f"gold health: {len(findings)} finding(s)")
+    report.fingerprints[GOLD_HEALTH] = checked
+    scope = (
+        f" (sessions after {previous['last_session']})" if previous and previous.get("last_session") else ""
+    )
+    report.checked.append(f"gold health{scope}: {len(findings)} finding(s)")
     by_check: dict[str, list[health.Finding]] = {}
     for finding in findings:
         by_check.setdefault(finding.check, []).append(finding)
@@ -625,8 +634,9 @@ def _save_state(settings: Settings, report: Report, names: list[str]) -> None:
     bad = {p.dataset for p in report.errors}  # warnings (e.g. a real price jump) stay warnings
     if "*" in bad:
         return
-    for name in names:
-        if name not in bad and name in report.fingerprints:
+    for name in [*names, GOLD_HEALTH]:
+        # the gold health findings are reported under stocks_daily
+        if (GOLD_HEALTH_DATASET if name == GOLD_HEALTH else name) not in bad and name in report.fingerprints:
             state[name] = report.fingerprints[name]
     path = state_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -662,7 +672,7 @@ def validate(
         scope = report.scopes.get("stocks_daily")
         check_gold(settings, report, sorted(scope.sessions) if scope else None)
     if gold:
-        check_gold_health(settings, report)
+        check_gold_health(settings, report, previous.get(GOLD_HEALTH))
         check_gold_minute(settings, report)
     if silver and gold:
         _save_state(settings, report, names)
