@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from loaders import datasets as registry
+
 app = typer.Typer(
     name="quantmini",
     help="Market-data lakehouse: Polygon/Massive -> landing -> bronze (dlt) -> silver (dbt) -> gold (Qlib).",
@@ -31,24 +33,8 @@ app.add_typer(schedule_app, name="schedule")
 app.add_typer(lake_app, name="lake")
 
 
-class Dataset(StrEnum):
-    stocks_daily = "stocks_daily"
-    stocks_minute = "stocks_minute"
-    options_daily = "options_daily"
-    options_minute = "options_minute"
-    news = "news"
-    fundamentals = "fundamentals"
-    short_interest = "short_interest"
-    short_volume = "short_volume"
-    splits = "splits"
-    dividends = "dividends"
-    ticker_events = "ticker_events"
-    tickers = "tickers"
-    options_contracts = "options_contracts"
-    market_holidays = "market_holidays"
-
-
-FLATFILE_DATASETS = {"stocks_daily", "stocks_minute", "options_daily", "options_minute"}
+# the `-t` choices: every dataset of the registry, in its order
+Dataset = StrEnum("Dataset", {name: name for name in registry.NAMES})
 
 
 def _date(value: str | None) -> dt.date | None:
@@ -132,7 +118,7 @@ def ingest(
     or reached; 77 when the credentials are rejected or the first files denied; 78 when a setting is
     missing or invalid (docs/ingestion.md).
     """
-    if dataset.value in FLATFILE_DATASETS:
+    if registry.spec(dataset.value).kind == "flatfile":
         from loaders.flatfiles.commands import ingest_command
 
         code = ingest_command(

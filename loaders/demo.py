@@ -19,25 +19,13 @@ from loaders.terminal import SharedConsole
 
 console = SharedConsole()
 
-# Demo market: two years of daily data, minute data for the last weeks. Sized so the whole demo finishes
-# in well under five minutes on a 2-core machine.
+# Demo market: two years of daily data, minute data for the last weeks (each registry entry's
+# `demo_sessions`). Sized so the whole demo finishes in well under five minutes on a 2-core machine.
 DEMO_START = dt.date(2024, 1, 2)
 DEMO_END = dt.date(2025, 12, 31)
 DEMO_TICKERS = 60
-DEMO_MINUTE_SESSIONS = 15
-DEMO_OPTION_MINUTE_SESSIONS = 5
-REST_DATASETS = (
-    "tickers",
-    "splits",
-    "dividends",
-    "ticker_events",
-    "market_holidays",
-    "options_contracts",
-    "news",
-    "fundamentals",
-    "short_interest",
-    "short_volume",
-)
+# the flat files listed at the start (a month of daily stock bars)
+LISTED_DATASET = "stocks_daily"
 
 
 def _step(title: str, command: str, fn: Callable[[], int]) -> tuple[str, int, float]:
@@ -105,6 +93,7 @@ def _run_backtest(gold: Path, summary: list[str]) -> int:
 
 def run_demo(keep_data: bool = False) -> int:
     from loaders import calendar
+    from loaders import datasets as registry
     from loaders.config import load_settings
     from loaders.extras import require
 
@@ -140,12 +129,9 @@ def run_demo(keep_data: bool = False) -> int:
             aws_secret_access_key=env["POLYGON_S3_SECRET_ACCESS_KEY"],
             region_name="us-east-1",
         )
-        listing = s3.list_objects_v2(
-            Bucket=env["POLYGON_S3_BUCKET"], Prefix="us_stocks_sip/day_aggs_v1/2025/12/"
-        )
-        console.print(
-            "Flat files for December 2025 (aws s3 ls s3://flatfiles/us_stocks_sip/day_aggs_v1/2025/12/):"
-        )
+        month = f"{registry.DATASETS[LISTED_DATASET].s3_prefix}/2025/12/"
+        listing = s3.list_objects_v2(Bucket=env["POLYGON_S3_BUCKET"], Prefix=month)
+        console.print(f"Flat files for December 2025 (aws s3 ls s3://flatfiles/{month}):")
         for obj in listing.get("Contents", [])[:5]:
             console.print(f"  {obj['Key']}  {obj['Size']:>8} bytes  etag {obj['ETag']}")
         console.print(f"  ... {listing.get('KeyCount', 0)} files")
@@ -155,32 +141,28 @@ def run_demo(keep_data: bool = False) -> int:
 
         last = server.market.today
         sessions = calendar.sessions(DEMO_START, last)
-        minute_start = sessions[-DEMO_MINUTE_SESSIONS]
-        option_minute_start = sessions[-DEMO_OPTION_MINUTE_SESSIONS]
-        file_jobs = [
-            ("stocks_daily", DEMO_START, last),
-            ("options_daily", DEMO_START, last),
-            ("stocks_minute", minute_start, last),
-            ("options_minute", option_minute_start, last),
-        ]
-        for dataset, start, end in file_jobs:
-            results.append(
-                _step(
-                    f"ingest {dataset}",
-                    f"quantmini ingest -t {dataset} -s {start} -e {end} --incremental",
-                    lambda d=dataset, s=start, e=end: ingest_files(
-                        d, s, e, incremental=True, max_concurrent=4
-                    ),
+        # every dataset of the registry, in its order (each after the datasets it reads)
+        for spec in registry.DATASETS.values():
+            dataset = spec.name
+            start = sessions[-spec.demo_sessions] if spec.demo_sessions else DEMO_START
+            if spec.kind == "flatfile":
+                results.append(
+                    _step(
+                        f"ingest {dataset}",
+                        f"quantmini ingest -t {dataset} -s {start} -e {last} --incremental",
+                        lambda d=dataset, s=start: ingest_files(
+                            d, s, last, incremental=True, max_concurrent=4
+                        ),
+                    )
                 )
-            )
-        for dataset in REST_DATASETS:
+                continue
             results.append(
                 _step(
                     f"ingest {dataset}",
-                    f"quantmini ingest -t {dataset} -s {DEMO_START} -e {last}",
-                    lambda d=dataset: ingest_rest(
+                    f"quantmini ingest -t {dataset} -s {start} -e {last}",
+                    lambda d=dataset, s=start: ingest_rest(
                         d,
-                        DEMO_START,
+                        s,
                         last,
                         incremental=True,
                         max_concurrent=4,

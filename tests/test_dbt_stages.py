@@ -15,7 +15,7 @@ import pytest
 from dbt_fixtures import run_dbt, write_flatfile_session, write_market_sessions
 from test_rest_ingest import Server, data_dir, ingest, server  # noqa: F401  (fixtures)
 
-from loaders.ops.datasets import REST_DATASETS
+from loaders.datasets import REST_DATASETS
 from loaders.sandbox.market import Market, MarketConfig
 
 pytestmark = pytest.mark.xdist_group("dbt_stages")

@@ -11,8 +11,8 @@ from test_ops_support import write_bronze
 
 from loaders import calendar, runs
 from loaders.config import load_settings
+from loaders.datasets import history_start
 from loaders.ops import backfill, bulk, gaps, retry, runner
-from loaders.ops.datasets import history_start
 
 
 @pytest.fixture()

@@ -231,10 +231,17 @@ def test_republished_article_replaces_the_old_version(
     assert versions[0][0].startswith("Corrected: ") and versions[0][1] == dt.date(2025, 3, 13)
 
 
+def _news_pages_of(limit: int) -> settings.Dataset:
+    """The news dataset asking for `limit` articles a page (more pages, more requests to fault)."""
+    news = settings.DATASETS["news"]
+    assert news.endpoint is not None
+    return dataclasses.replace(news, endpoint=dataclasses.replace(news.endpoint, limit=limit))
+
+
 def test_faults_and_server_rate_limit_are_survived(
     server: Server, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(settings, "NEWS", dataclasses.replace(settings.NEWS, limit=15))
+    monkeypatch.setitem(settings.DATASETS, "news", _news_pages_of(15))
     server.faults.error_rate = 0.25
     server.faults.truncate_rate = 0.2
     server.faults.rate_limit = 4.0
@@ -289,7 +296,10 @@ def test_killed_listing_resumes_from_landing_without_duplicates(server: Server, 
     script = (
         "import dataclasses, datetime as dt\n"
         "from loaders.rest import commands, settings\n"
-        "settings.NEWS = dataclasses.replace(settings.NEWS, limit=8)\n"
+        "news = settings.DATASETS['news']\n"
+        "settings.DATASETS['news'] = dataclasses.replace(\n"
+        "    news, endpoint=dataclasses.replace(news.endpoint, limit=8)\n"
+        ")\n"
         f"commands.run_dataset('news', dt.date.fromisoformat('{START}'), None)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
@@ -309,9 +319,8 @@ def test_killed_listing_resumes_from_landing_without_duplicates(server: Server, 
     landed = len(list(landing.rglob("page-*.json")))
 
     server.faults.latency = 0.0
-    settings_news = dataclasses.replace(settings.NEWS, limit=8)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(settings, "NEWS", settings_news)
+        patch.setitem(settings.DATASETS, "news", _news_pages_of(8))
         outcome = ingest("news", START)
     assert outcome.resumed_pages == landed
     assert outcome.requests == outcome.pages - landed

@@ -162,7 +162,7 @@ def _events(
 
 
 def flatfile_resource(
-    dataset: ff.FlatFileDataset, files: Iterable[LandedFile | FailedFile], outcomes: Outcomes
+    dataset: ff.Dataset, files: Iterable[LandedFile | FailedFile], outcomes: Outcomes
 ) -> Any:
     """The dataset's resource; `files` may be a lazy iterator fed by concurrent downloads.
 
@@ -200,13 +200,13 @@ def flatfile_resource(
 
 @dlt.source(name="flatfiles", max_table_nesting=0)
 def flatfiles_source(
-    dataset: ff.FlatFileDataset, files: Iterable[LandedFile | FailedFile], outcomes: Outcomes
+    dataset: ff.Dataset, files: Iterable[LandedFile | FailedFile], outcomes: Outcomes
 ) -> Any:
     """Polygon flat files of one dataset, already in landing (see `loaders.flatfiles.commands`)."""
     return flatfile_resource(dataset, files, outcomes)
 
 
-def loaded_files(pipeline: dlt.Pipeline, dataset: ff.FlatFileDataset) -> dict[str, list[Any]]:
+def loaded_files(pipeline: dlt.Pipeline, dataset: ff.Dataset) -> dict[str, list[Any]]:
     """key -> [etag, size, rows] from the pipeline's resource state (empty on a fresh pipeline)."""
     sources = pipeline.state.get("sources", {})
     resources = sources.get("flatfiles", {}).get("resources", {})

@@ -80,7 +80,7 @@ def _pipeline_env(pipeline_name: str) -> None:
         os.environ[f"{prefix}__{name}"] = value
 
 
-def make_pipeline(dataset: ff.FlatFileDataset, settings: Settings) -> Any:
+def make_pipeline(dataset: ff.Dataset, settings: Settings) -> Any:
     """The dataset's dlt pipeline, with its working folder under `$QM_DATA_DIR/dlt/pipelines`."""
     import dlt
 
@@ -107,7 +107,7 @@ def _pending_load_ids(pipeline: Any) -> set[str]:
     return set(pipeline.list_extracted_load_packages()) | set(pipeline.list_normalized_load_packages())
 
 
-def recover(pipeline: Any, dataset: ff.FlatFileDataset, settings: Settings) -> list[bronze.CommitResult]:
+def recover(pipeline: Any, dataset: ff.Dataset, settings: Settings) -> list[bronze.CommitResult]:
     """Finish what a killed run left: end every pending dlt package, then commit every complete staged session.
 
     A package that had to be aborted leaves its staged sessions without their load: they are not committed
@@ -135,7 +135,7 @@ class Plan:
 
 
 def plan(
-    dataset: ff.FlatFileDataset,
+    dataset: ff.Dataset,
     days: Sequence[dt.date],
     remotes: dict[str, RemoteFile | BaseException],
     state_files: dict[str, list[Any]],
@@ -286,7 +286,7 @@ def _download_all(
 
 
 def load_files(
-    pipeline: Any, ds: ff.FlatFileDataset, settings: Settings, files: Iterable[Any], outcomes: Any
+    pipeline: Any, ds: ff.Dataset, settings: Settings, files: Iterable[Any], outcomes: Any
 ) -> tuple[list[bronze.CommitResult], str]:
     """Landing -> bronze: run the dlt pipeline over `files`, then commit the complete sessions.
 
@@ -331,11 +331,11 @@ class Publication:
             return True
         return self.first is not None and self.last is not None and self.first <= day <= self.last
 
-    def describe(self, ds: ff.FlatFileDataset) -> str:
+    def describe(self, ds: ff.Dataset) -> str:
         if not self.known:
-            return f"{ds.prefix}/ cannot be listed with these credentials"
+            return f"{ds.s3_prefix}/ cannot be listed with these credentials"
         if self.first is None:
-            return f"no {ds.name} files are published under {ds.prefix}/"
+            return f"no {ds.name} files are published under {ds.s3_prefix}/"
         return f"{ds.name} files are published from {self.first} to {self.last}"
 
 
@@ -381,10 +381,10 @@ def unpublished_status(day: dt.date, pub: Publication, now: dt.datetime, grace_h
     return runs.PENDING if within else "failed"
 
 
-def find_publication(listings: Listings, ds: ff.FlatFileDataset) -> Publication:
+def find_publication(listings: Listings, ds: ff.Dataset) -> Publication:
     """The dataset's published range from a few listings; unknown when the bucket refuses to list."""
     try:
-        found = published_range(listings, ds.prefix)
+        found = published_range(listings, ds.s3_prefix)
     except ListingRefused:
         log.warning("%s: the bucket refuses listings; every session is asked for", ds.name)
         return Publication(None, None, known=False)
@@ -394,7 +394,7 @@ def find_publication(listings: Listings, ds: ff.FlatFileDataset) -> Publication:
 
 
 def _self_dismiss(
-    settings: Settings, ds: ff.FlatFileDataset, pub: Publication, now: dt.datetime, grace: float
+    settings: Settings, ds: ff.Dataset, pub: Publication, now: dt.datetime, grace: float
 ) -> int:
     """Dismiss the ledger's failed or pending items that the listing proves can never load (no file is
     published for their date, before the first file or overdue after the newest); returns how many."""
@@ -415,7 +415,7 @@ def _self_dismiss(
 
 
 def _default_range(
-    dataset: ff.FlatFileDataset,
+    dataset: ff.Dataset,
     settings: Settings,
     start: dt.date | None,
     end: dt.date | None,
@@ -482,7 +482,7 @@ def _stopped(console: Any, run: runs.Run, stop: StopRun, settings: Settings) -> 
 
 
 def _ingest_locked(
-    ds: ff.FlatFileDataset,
+    ds: ff.Dataset,
     settings: Settings,
     start: dt.date | None,
     end: dt.date | None,
@@ -504,7 +504,7 @@ def _ingest_locked(
         announce=False,  # announced once there is work: a run that finds nothing to do leaves no line
     )
     throttle = Throttle()
-    guard = RunGuard(settings.s3_endpoint, settings.s3_bucket, ds.prefix + "/")
+    guard = RunGuard(settings.s3_endpoint, settings.s3_bucket, ds.s3_prefix + "/")
     try:
         grace = publish_grace_hours()
         client = make_s3_client(
@@ -519,7 +519,7 @@ def _ingest_locked(
     except StopRun as exc:
         return _stopped(console, run, exc, settings)
     except Exception as exc:  # the probe is only a help: without it every session is asked for
-        stop = guard.failed(exc, ds.prefix, 1)
+        stop = guard.failed(exc, ds.s3_prefix, 1)
         if stop is not None:
             return _stopped(console, run, stop, settings)
         log.warning("%s: cannot list the bucket (%s); every session is asked for", ds.name, exc)
@@ -664,7 +664,7 @@ def _ingest_locked(
 
 def _print_summary(
     console: Any,
-    ds: ff.FlatFileDataset,
+    ds: ff.Dataset,
     run: runs.Run,
     rows: list[tuple[str, str, str, str, str]],
     stats: dict[str, int],

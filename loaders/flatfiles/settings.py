@@ -1,44 +1,16 @@
-"""Constants of the flat-file datasets: S3 key layout, pipeline names, column contract, tuning knobs."""
+"""Constants of the flat-file datasets: the registry's flat-file entries, column contract, tuning knobs."""
 
 from __future__ import annotations
 
-import datetime as dt
 import re
-from dataclasses import dataclass
 
 import pyarrow as pa
 
+from loaders import datasets as registry
+from loaders.datasets import Dataset
 
-@dataclass(frozen=True)
-class FlatFileDataset:
-    """One `-t` dataset served as one gzip CSV per NYSE session."""
-
-    name: str
-    prefix: str  # S3 prefix under the bucket, Polygon's layout
-    minute: bool  # minute files are streamed in bounded batches
-
-    @property
-    def pipeline_name(self) -> str:
-        return f"quantmini_{self.name}"
-
-    @property
-    def manifest_table(self) -> str:
-        """dlt table holding one row per fully parsed file; a session is committed only if listed here."""
-        return f"{self.name}_files"
-
-    def key(self, day: dt.date) -> str:
-        return f"{self.prefix}/{day:%Y}/{day:%m}/{day.isoformat()}.csv.gz"
-
-
-DATASETS: dict[str, FlatFileDataset] = {
-    d.name: d
-    for d in (
-        FlatFileDataset("stocks_daily", "us_stocks_sip/day_aggs_v1", minute=False),
-        FlatFileDataset("stocks_minute", "us_stocks_sip/minute_aggs_v1", minute=True),
-        FlatFileDataset("options_daily", "us_options_opra/day_aggs_v1", minute=False),
-        FlatFileDataset("options_minute", "us_options_opra/minute_aggs_v1", minute=True),
-    )
-}
+# The `-t` datasets served as one gzip CSV per NYSE session (loaders/datasets.py holds their entries).
+DATASETS: dict[str, Dataset] = registry.of_kind("flatfile")
 
 KEY_DATE = re.compile(r"/(\d{4})/(\d{2})/(\d{4}-\d{2}-\d{2})\.csv\.gz$")
 
@@ -81,7 +53,7 @@ BRONZE_SCHEMA = pa.schema(
         ("_dlt_load_id", pa.string()),
     ]
 )
-PARTITION_COLUMN = "session_date"
+PARTITION_COLUMN = registry.SESSION_PARTITION
 
 # The bronze row contract (docs/ingestion.md, "Bad rows"), as DuckDB conditions a row must not meet.
 # The parser enforces the same rules on every file before it reaches bronze (`helpers._check_values`,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loaders.config import load_settings
-from loaders.ops.datasets import spec
+from loaders.datasets import spec
 from loaders.ops.inventory import iter_months
 
 IngestFn = Callable[..., int]

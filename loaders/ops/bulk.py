@@ -1,7 +1,7 @@
 """`quantmini bulk` (alias `download-all`): the initial load of every dataset for its usual history.
 
-Each dataset has its own history limit (datasets.py; minute data is far bigger than daily data, so it
-goes back less far), clipped to what the flat-file bucket actually holds. Datasets load in separate
+Each dataset has its own history limit (loaders/datasets.py; minute data is far bigger than daily data,
+so it goes back less far), clipped to what the flat-file bucket actually holds. Datasets load in separate
 processes, a few at a time, so one dataset's failure or memory use never takes the others down.
 """
 
@@ -17,12 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loaders.config import Settings, load_settings
-from loaders.ops.datasets import DATASETS, history_start, spec
+from loaders.datasets import DATASETS, history_start, spec, start_order
 
 #: a dataset whose ingest process is killed by a signal is resumed up to this many runs in total
 CRASH_ATTEMPTS = 3
-# reference data first: later datasets (ticker events, contracts) are keyed by it
-ORDER = ("tickers", "market_holidays", "stocks_daily", "splits", "dividends")
 
 
 @dataclass(frozen=True)
@@ -103,7 +101,8 @@ def plan_bulk(
     """Per dataset: [end - history, end], clipped to the bucket's first/last file for flat files."""
     items: list[BulkItem] = []
     today = dt.date.today()
-    for name in sorted(datasets, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n)):
+    # reference data first (later datasets are keyed by it), then what the daily gold is built from
+    for name in start_order(datasets):
         s = spec(name)
         history = overrides.get(name, s.history)
         if s.kind == "flatfile" and s.s3_prefix and probe:

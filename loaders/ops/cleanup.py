@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from loaders.config import Settings, load_settings
-from loaders.ops.datasets import FLATFILE_DATASETS, spec
+from loaders.datasets import FLATFILE_DATASETS, spec
 from loaders.ops.inventory import session_partitions
 
 
@@ -127,7 +127,7 @@ def history_dependents(settings: Settings, plan: CleanupPlan) -> tuple[list[Depe
                 kept = len(sessions) - len(unbuilt)
                 if kept:
                     notes.append(f"{dataset}: {mart.schema}.{mart.name} keeps {kept} removed session(s)")
-            if dataset == "stocks_minute":
+            if spec(dataset).gold_freq == "1min":
                 in_gold = set(layers.gold_calendar_dates(settings, "1min")) & set(sessions)
                 if in_gold:
                     blockers.append(

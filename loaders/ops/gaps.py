@@ -14,7 +14,7 @@ from typing import Any
 
 from loaders import calendar
 from loaders.config import Settings, load_settings
-from loaders.ops.datasets import FLATFILE_DATASETS, spec
+from loaders.datasets import FLATFILE_DATASETS, spec
 from loaders.ops.inventory import session_partitions
 
 SCHEMA = "quantmini.gaps/1"

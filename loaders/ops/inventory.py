@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from loaders.config import Settings
-from loaders.ops.datasets import DATASETS, spec
+from loaders.datasets import DATASETS, spec
 
 SESSION_DIR = re.compile(r"^session_date=(\d{4}-\d{2}-\d{2})$")
 DATE_PARTITION_DIR = re.compile(r"^(\w+)=(\d{4}-\d{2}-\d{2})$")

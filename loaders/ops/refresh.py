@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loaders.config import Settings, load_settings
-from loaders.ops.datasets import DATASETS, FLATFILE_DATASETS, spec
+from loaders.datasets import DATASETS, FLATFILE_DATASETS, spec
 from loaders.ops.inventory import datasets_on_disk, session_partitions
 
 EXIT_OK, EXIT_INGEST, EXIT_USAGE, EXIT_DBT, EXIT_GOLD, EXIT_VALIDATE, EXIT_LOCKED = 0, 1, 2, 3, 4, 5, 75
@@ -208,7 +208,7 @@ def run_refresh(
             if outcome.exported_gold or (after > gold_before and after >= started - 1):
                 summary.steps.append(Step("gold export", True, 0.0, "written by the dbt build"))
             else:
-                minute = "stocks_minute" in datasets
+                minute = any(spec(name).gold_freq == "1min" for name in datasets)
 
                 def gold_step() -> tuple[bool, str, None]:
                     code = runner.gold_export(full=False, minute=minute, target=target or "dev")

@@ -15,7 +15,7 @@ from typing import Any
 
 from loaders import calendar
 from loaders.config import Settings, load_settings
-from loaders.ops.datasets import DATASETS, spec
+from loaders.datasets import DATASETS, spec
 from loaders.ops.inventory import bronze_root, landing_root, parquet_files, summarize, tree_bytes
 from loaders.ops.status import human_bytes
 

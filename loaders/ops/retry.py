@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from loaders import calendar
 from loaders.config import Settings, load_settings
-from loaders.ops.datasets import spec
+from loaders.datasets import spec
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loaders.config import Settings, dbt_project_dir
-from loaders.ops.datasets import spec
+from loaders.datasets import spec
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from loaders import calendar
 from loaders.config import Settings, load_settings
-from loaders.ops.datasets import DATASETS, spec
+from loaders.datasets import DATASETS, spec
 from loaders.ops.inventory import summarize
 
 

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from loaders.config import Settings, duckdb_config, load_settings
+from loaders.datasets import DATASETS, feeding_gold, spec
 from loaders.flatfiles import settings as ff
-from loaders.ops.datasets import DATASETS, spec
 from loaders.ops.inventory import bronze_root, parquet_files, session_partitions
 
 # Bronze column contract of the flat-file datasets (docs/architecture.md), as pyarrow type strings.
@@ -37,6 +37,9 @@ FLATFILE_CONTRACT: dict[str, tuple[str, ...]] = {
 # silver relations that summarise bronze (a ticker may drop out), so only their sessions are compared
 SESSION_LEVEL_ONLY = frozenset({"fct_stock_minute_features_daily"})
 GOLD_SAMPLE = 200
+# the datasets the gold day and 1min providers are written from (gold findings are reported under them)
+GOLD_DAY = feeding_gold("day")
+GOLD_MINUTE = feeding_gold("1min")
 FLOAT32_RTOL = 1e-5
 STATE_VERSION = 1
 #: the validate state's record of the gold health checks (last session checked, manifest tokens)
@@ -451,20 +454,18 @@ def check_gold(settings: Settings, report: Report, sessions: list[dt.date] | Non
     from loaders.ops import layers
 
     if not settings.gold_dir.exists():
-        if "stocks_daily" in report.bronze_counts:
-            report.add("gold", "stocks_daily", _rel(settings, settings.gold_dir), "gold directory missing")
+        if GOLD_DAY in report.bronze_counts:
+            report.add("gold", GOLD_DAY, _rel(settings, settings.gold_dir), "gold directory missing")
         return
     try:
         con = layers.open_silver(settings)
     except layers.SilverUnavailable as exc:
-        report.add("gold", "stocks_daily", "silver", f"cannot compare gold with silver: {exc}")
+        report.add("gold", GOLD_DAY, "silver", f"cannot compare gold with silver: {exc}")
         return
     try:
         mart = layers.find_relation(con, ("fct_stock_features_daily",))
         if mart is None:
-            report.add(
-                "gold", "stocks_daily", "catalog", "fct_stock_features_daily not found; cannot check gold"
-            )
+            report.add("gold", GOLD_DAY, "catalog", "fct_stock_features_daily not found; cannot check gold")
             return
         where_sessions = (
             " where session_date in (" + ", ".join(f"date '{d}'" for d in sessions) + ")" if sessions else ""
@@ -482,7 +483,7 @@ def check_gold(settings: Settings, report: Report, sessions: list[dt.date] | Non
         if missing:
             report.add(
                 "gold",
-                "stocks_daily",
+                GOLD_DAY,
                 "calendars/day.txt",
                 f"{len(missing)} silver sessions missing: {_list_days(missing)}",
             )
@@ -490,9 +491,7 @@ def check_gold(settings: Settings, report: Report, sessions: list[dt.date] | Non
             sorted(set(cal_dates) - set(calendar.sessions(cal_dates[0], cal_dates[-1]))) if cal_dates else []
         )
         if not_sessions:
-            report.add(
-                "gold", "stocks_daily", "calendars/day.txt", f"non-NYSE dates: {_list_days(not_sessions)}"
-            )
+            report.add("gold", GOLD_DAY, "calendars/day.txt", f"non-NYSE dates: {_list_days(not_sessions)}")
         instruments = layers.gold_instruments(settings)
         silver_symbols = {
             to_qlib_symbol(t): (str(lo), str(hi))
@@ -505,14 +504,14 @@ def check_gold(settings: Settings, report: Report, sessions: list[dt.date] | Non
         if absent:
             report.add(
                 "gold",
-                "stocks_daily",
+                GOLD_DAY,
                 "instruments/all.txt",
                 f"{len(absent)} silver tickers missing: {', '.join(absent[:8])}",
             )
         if extra:
             report.add(
                 "gold",
-                "stocks_daily",
+                GOLD_DAY,
                 "instruments/all.txt",
                 f"{len(extra)} symbols not in silver: {', '.join(extra[:8])}",
             )
@@ -544,7 +543,7 @@ def check_gold(settings: Settings, report: Report, sessions: list[dt.date] | Non
         if mismatches:
             report.add(
                 "gold",
-                "stocks_daily",
+                GOLD_DAY,
                 "features/*/close.day.bin",
                 f"{len(mismatches)}/{len(sample)} sampled values disagree with silver, e.g. "
                 + "; ".join(mismatches[:3]),
@@ -557,7 +556,7 @@ def check_gold_minute(settings: Settings, report: Report) -> None:
     """Every bronze minute session is in the gold 1min calendar (when a 1min provider was exported)."""
     from loaders.ops import layers
 
-    minute_sessions = report.bronze_counts.get("stocks_minute")
+    minute_sessions = report.bronze_counts.get(GOLD_MINUTE)
     if not minute_sessions or not (settings.gold_dir / "calendars" / "1min.txt").exists():
         return
     in_gold = set(layers.gold_calendar_dates(settings, "1min"))
@@ -566,7 +565,7 @@ def check_gold_minute(settings: Settings, report: Report) -> None:
     if missing:
         report.add(
             "gold",
-            "stocks_minute",
+            GOLD_MINUTE,
             "calendars/1min.txt",
             f"{len(missing)} bronze minute sessions missing: {_list_days(missing)}",
         )
@@ -584,7 +583,7 @@ def check_gold_health(settings: Settings, report: Report, previous: dict[str, An
     try:
         findings, checked = health.check_provider(root, previous=previous)
     except (OSError, ValueError) as exc:
-        report.add("gold", "stocks_daily", _rel(settings, root), f"health checks cannot read gold: {exc}")
+        report.add("gold", GOLD_DAY, _rel(settings, root), f"health checks cannot read gold: {exc}")
         return
     report.fingerprints[GOLD_HEALTH] = checked
     scope = (
@@ -597,12 +596,12 @@ def check_gold_health(settings: Settings, report: Report, previous: dict[str, An
     for check, items in sorted(by_check.items()):
         for f in items[: health.MAX_LISTED]:
             where = f"{f.ticker} {f.session}".strip()
-            report.add("gold", "stocks_daily", where, f"{check}: {f.message}", f.severity)
+            report.add("gold", GOLD_DAY, where, f"{check}: {f.message}", f.severity)
         if len(items) > health.MAX_LISTED:
             rest = items[health.MAX_LISTED :]
             report.add(
                 "gold",
-                "stocks_daily",
+                GOLD_DAY,
                 f"{len(rest)} more",
                 f"{check}: {len(rest)} more, e.g. {rest[0].ticker} {rest[0].session}",
                 rest[0].severity,
@@ -668,8 +667,8 @@ def validate(
             bar.advance(task)
     if silver:
         check_silver(settings, report)
-    if gold and report.bronze_counts.get("stocks_daily"):
-        scope = report.scopes.get("stocks_daily")
+    if gold and report.bronze_counts.get(GOLD_DAY):
+        scope = report.scopes.get(GOLD_DAY)
         check_gold(settings, report, sorted(scope.sessions) if scope else None)
     if gold:
         check_gold_health(settings, report, previous.get(GOLD_HEALTH))

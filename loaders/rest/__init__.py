@@ -267,7 +267,7 @@ def news(
     ),
 ) -> Iterator[Any]:
     """Articles by `published_utc`; a re-published article (same id) replaces the old row on merge."""
-    endpoint = settings.NEWS
+    endpoint = settings.endpoint("news")
     jobs = _dated_jobs(ctx, endpoint, published_utc, parsing.news)
     yield from _emit(ctx, "news", _fan_out(ctx, "news", jobs))
 
@@ -280,7 +280,7 @@ def fundamentals(
     ),
 ) -> Iterator[Any]:
     """Financial statements by filing date: line items in long form plus one header row per filing."""
-    endpoint = settings.FINANCIALS
+    endpoint = settings.endpoint("fundamentals")
     jobs = _dated_jobs(ctx, endpoint, filing_date, parsing.financials)
     yield from _emit(ctx, "fundamentals", _fan_out(ctx, "fundamentals", jobs))
 
@@ -293,7 +293,7 @@ def short_interest(
     ),
 ) -> Iterator[Any]:
     """Bi-monthly short interest by settlement date."""
-    endpoint = settings.SHORT_INTEREST
+    endpoint = settings.endpoint("short_interest")
     jobs = _dated_jobs(ctx, endpoint, settlement_date, parsing.short_interest)
     yield from _emit(ctx, "short_interest", _fan_out(ctx, "short_interest", jobs))
 
@@ -306,7 +306,7 @@ def short_volume(
     ),
 ) -> Iterator[Any]:
     """Daily short volume by trade date."""
-    endpoint = settings.SHORT_VOLUME
+    endpoint = settings.endpoint("short_volume")
     jobs = _dated_jobs(ctx, endpoint, date, parsing.short_volume)
     yield from _emit(ctx, "short_volume", _fan_out(ctx, "short_volume", jobs))
 
@@ -314,7 +314,7 @@ def short_volume(
 @dlt.resource(name="splits", write_disposition="merge", primary_key="id")
 def splits(ctx: RunContext) -> Iterator[Any]:
     """Splits by execution date within -s/-e (all of them when no range is given)."""
-    endpoint = settings.SPLITS
+    endpoint = settings.endpoint("splits")
     jobs = _dated_jobs(ctx, endpoint, None, parsing.splits)
     yield from _emit(ctx, "splits", _fan_out(ctx, "splits", jobs))
 
@@ -322,7 +322,7 @@ def splits(ctx: RunContext) -> Iterator[Any]:
 @dlt.resource(name="dividends", write_disposition="merge", primary_key="id")
 def dividends(ctx: RunContext) -> Iterator[Any]:
     """Cash dividends by ex-dividend date within -s/-e."""
-    endpoint = settings.DIVIDENDS
+    endpoint = settings.endpoint("dividends")
     jobs = _dated_jobs(ctx, endpoint, None, parsing.dividends)
     yield from _emit(ctx, "dividends", _fan_out(ctx, "dividends", jobs))
 
@@ -330,7 +330,7 @@ def dividends(ctx: RunContext) -> Iterator[Any]:
 @dlt.resource(name="tickers", write_disposition="merge", primary_key="ticker")
 def tickers(ctx: RunContext) -> Iterator[Any]:
     """The stock universe, active and delisted, as of the run (one listing each)."""
-    endpoint = settings.TICKERS
+    endpoint = settings.endpoint("tickers")
 
     def parse(results: Any) -> Parsed:
         return parsing.tickers(results, ctx.snapshot_date)
@@ -369,7 +369,7 @@ def one_row_per_ticker(table: pa.Table) -> pa.Table:
 @dlt.resource(name="ticker_events", write_disposition="merge", primary_key="id")
 def ticker_events(ctx: RunContext, universe: Sequence[str]) -> Iterator[Any]:
     """Ticker-change history, one request per ticker of the universe (404: no history)."""
-    endpoint = settings.TICKER_EVENTS
+    endpoint = settings.endpoint("ticker_events")
     jobs = [
         (
             endpoint.path.format(ticker=ticker),
@@ -387,7 +387,7 @@ def ticker_events(ctx: RunContext, universe: Sequence[str]) -> Iterator[Any]:
 def options_contracts(ctx: RunContext) -> Iterator[Any]:
     """Contracts listed now plus expired ones: those that expired within -s/-e, or without dates those
     that expired on or after `ctx.expired_since` (the option bars' first session; see run_dataset)."""
-    endpoint = settings.OPTIONS_CONTRACTS
+    endpoint = settings.endpoint("options_contracts")
     base = _base_params(endpoint)
     listings: list[dict[str, Any]] = [{**base, "expired": "false"}]
     if ctx.start is None and ctx.end is None and ctx.expired_since is not None:
@@ -438,7 +438,7 @@ def unreferenced_contracts(bronze_dir: Path, known: set[str], since: dt.date | N
 
     bars = [
         (bronze_dir / name).as_posix() + "/*/*.parquet"
-        for name in ("options_daily", "options_minute")
+        for name in settings.DATASETS["options_contracts"].requires
         if any((bronze_dir / name).glob("*/*.parquet"))
     ]
     if not bars:
@@ -469,7 +469,7 @@ def unreferenced_contracts(bronze_dir: Path, known: set[str], since: dt.date | N
 @dlt.resource(name="market_holidays", write_disposition="merge", primary_key=("exchange", "date"))
 def market_holidays(ctx: RunContext) -> Iterator[Any]:
     """Upcoming market holidays and early closes (Polygon serves only the upcoming ones: keep loading)."""
-    endpoint = settings.MARKET_HOLIDAYS
+    endpoint = settings.endpoint("market_holidays")
     jobs = [(endpoint.path, {}, parsing.market_holidays)]
     yield from _emit(ctx, "market_holidays", _fan_out(ctx, "market_holidays", jobs))
 

@@ -142,9 +142,10 @@ def _universe(ctx: Any, settings_: Any) -> list[str]:
     from loaders.rest import parsing
 
     names: list[str] = []
-    params = {**settings.TICKERS.params, "limit": settings.TICKERS.limit, "active": "true"}
+    tickers = settings.endpoint("tickers")
+    params = {**tickers.params, "limit": tickers.limit, "active": "true"}
     for page in rest._walk(
-        ctx, "tickers", settings.TICKERS.path, params, lambda r: parsing.tickers(r, ctx.snapshot_date)
+        ctx, "tickers", tickers.path, params, lambda r: parsing.tickers(r, ctx.snapshot_date)
     ):
         names.extend(page["tickers"].column("ticker").to_pylist())
     return names
@@ -174,7 +175,7 @@ def expired_contracts_since(bronze_dir: Path, today: dt.date) -> dt.date:
     """
     bars = [
         day
-        for dataset in ("options_daily", "options_minute")
+        for dataset in settings.DATASETS["options_contracts"].requires
         for day in _partition_dates(bronze_dir / dataset, "session_date")[:1]
     ]
     needed = min(bars) if bars else settings.default_start(today)
@@ -212,7 +213,7 @@ def run_dataset(
     from loaders.rest.helpers import PolygonClient, RateLimiter
 
     spec = settings.DATASETS[dataset]
-    outcome = Outcome(dataset, spec.pipeline)
+    outcome = Outcome(dataset, spec.pipeline_name)
     started = time.perf_counter()
     cfg = load_settings()
     prepare_dlt_environment(cfg)
@@ -234,7 +235,7 @@ def run_dataset(
 
             try:
                 outcome.run = runs.start_run(
-                    cfg.runs_dir, dataset, "rest", {**ledger_args, "pipeline": spec.pipeline}
+                    cfg.runs_dir, dataset, "rest", {**ledger_args, "pipeline": spec.pipeline_name}
                 )
             except OSError as exc:
                 console.print(f"[yellow]warning:[/yellow] run ledger not written: {exc}")
@@ -246,7 +247,7 @@ def run_dataset(
             redact=cfg.redact,
         )
         pipeline = dlt.pipeline(
-            pipeline_name=spec.pipeline,
+            pipeline_name=spec.pipeline_name,
             destination=bronze_merge_destination(cfg.bronze_dir, spec),
             dataset_name=dataset,
             pipelines_dir=str(cfg.pipelines_dir / "pipelines"),

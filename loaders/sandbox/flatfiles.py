@@ -16,21 +16,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from loaders import datasets as registry
 from loaders.sandbox.market import Market
 
-# dataset name (docs/ingestion.md) -> Polygon key prefix
-PREFIXES: dict[str, str] = {
-    "stocks_daily": "us_stocks_sip/day_aggs_v1",
-    "stocks_minute": "us_stocks_sip/minute_aggs_v1",
-    "options_daily": "us_options_opra/day_aggs_v1",
-    "options_minute": "us_options_opra/minute_aggs_v1",
-}
-MINUTE_DATASETS = frozenset({"stocks_minute", "options_minute"})
+# every flat-file dataset of the registry is served: dataset name -> Polygon key prefix
+_FLATFILES = registry.of_kind("flatfile")
+PREFIXES: dict[str, str] = {name: str(d.s3_prefix) for name, d in _FLATFILES.items()}
+MINUTE_DATASETS = frozenset(name for name, d in _FLATFILES.items() if d.minute)
 HEADER = "ticker,volume,open,close,high,low,window_start,transactions"
 COLUMNS = HEADER.split(",")
 
 _KEY_RE = re.compile(
-    r"^(?P<prefix>us_(?:stocks_sip|options_opra)/(?:day|minute)_aggs_v1)/(?P<y>\d{4})/(?P<m>\d{2})/"
+    rf"^(?P<prefix>{'|'.join(re.escape(p) for p in PREFIXES.values())})/(?P<y>\d{{4}})/(?P<m>\d{{2}})/"
     r"(?P<date>(?P=y)-(?P=m)-\d{2})\.csv\.gz$"
 )
 _DATASET_BY_PREFIX = {v: k for k, v in PREFIXES.items()}
@@ -38,15 +35,16 @@ _DATASET_BY_PREFIX = {v: k for k, v in PREFIXES.items()}
 _LARGE_CSV_BYTES = 4 * 1024 * 1024
 
 
+def _dataset(name: str) -> registry.Dataset:
+    try:
+        return _FLATFILES[name]
+    except KeyError:
+        raise ValueError(f"unknown flat-file dataset {name!r}; expected one of {sorted(PREFIXES)}") from None
+
+
 def key_for(dataset: str, day: dt.date) -> str:
     """`us_stocks_sip/day_aggs_v1/2025/10/2025-10-17.csv.gz` for ("stocks_daily", 2025-10-17)."""
-    try:
-        prefix = PREFIXES[dataset]
-    except KeyError:
-        raise ValueError(
-            f"unknown flat-file dataset {dataset!r}; expected one of {sorted(PREFIXES)}"
-        ) from None
-    return f"{prefix}/{day:%Y}/{day:%m}/{day.isoformat()}.csv.gz"
+    return _dataset(dataset).key(day)
 
 
 def parse_key(key: str) -> tuple[str, dt.date]:
@@ -62,16 +60,9 @@ def parse_key(key: str) -> tuple[str, dt.date]:
 
 
 def table_for(market: Market, dataset: str, day: dt.date) -> pa.Table:
-    """The market's table behind a dataset's file for one session."""
-    sources: dict[str, Callable[[dt.date], pa.Table]] = {
-        "stocks_daily": market.stock_day_aggs,
-        "stocks_minute": market.stock_minute_aggs,
-        "options_daily": market.option_day_aggs,
-        "options_minute": market.option_minute_aggs,
-    }
-    if dataset not in sources:
-        raise ValueError(f"unknown flat-file dataset {dataset!r}; expected one of {sorted(PREFIXES)}")
-    return sources[dataset](day)
+    """The market's table behind a dataset's file for one session (the entry's `market_table` method)."""
+    source: Callable[[dt.date], pa.Table] = getattr(market, str(_dataset(dataset).market_table))
+    return source(day)
 
 
 def render_csv(table: pa.Table) -> bytes:
