@@ -6,6 +6,11 @@ import ast
 import dataclasses
 import datetime as dt
 import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
 import typing
 from pathlib import Path
 from typing import Any
@@ -16,7 +21,7 @@ import pytest
 import typer
 import yaml
 
-from loaders import cli, rest
+from loaders import calendar, cli, rest
 from loaders import datasets as registry
 from loaders.config import load_settings
 from loaders.flatfiles import settings as ff
@@ -204,3 +209,61 @@ def test_no_other_module_lists_datasets_or_spells_a_flat_file_prefix() -> None:
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
                 offenders += [f"{rel}:{node.lineno} spells {p}" for p in prefixes if p in node.value]
     assert not offenders, "datasets belong in loaders/datasets.py:\n" + "\n".join(offenders)
+
+
+NEW_ENTRY = """    _flatfile(
+        "stocks_daily_copy",
+        "us_stocks_sip/day_aggs_copy_v1",
+        "stock_day_aggs",
+        history="1y",
+        cadence="daily",
+    ),
+"""
+NEW_ENTRY_RUN = """
+import json, os, sys
+from typer.testing import CliRunner
+from loaders.cli import app
+from loaders.sandbox.market import MarketConfig
+from loaders.sandbox.server import SandboxServer
+import datetime as dt
+
+config = MarketConfig(seed=3, start=dt.date(2025, 1, 2), end=dt.date(2025, 1, 31), tickers=5, minute=False)
+with SandboxServer(config, host="127.0.0.1", rest_port=0, s3_port=0) as server:
+    os.environ.update(server.env())
+    runner = CliRunner()
+    out = {}
+    for name, argv in {
+        "ingest": ["ingest", "-t", "stocks_daily_copy", "-s", "2025-01-02", "-e", "2025-01-10"],
+        "status": ["status"],
+        "gaps": ["gaps", "-t", "stocks_daily_copy"],
+    }.items():
+        result = runner.invoke(app, argv, catch_exceptions=False)
+        out[name] = [result.exit_code, result.output]
+print(json.dumps(out))
+"""
+
+
+def test_one_new_entry_is_served_ingested_and_operated(tmp_path: Path) -> None:
+    """A copy of the code with one more registry entry (nothing else edited) serves, loads and reports it."""
+    code = tmp_path / "code"
+    shutil.copytree(ROOT / "loaders", code / "loaders", ignore=shutil.ignore_patterns("__pycache__"))
+    registry_file = code / "loaders" / "datasets.py"
+    source = registry_file.read_text()
+    assert source.count("_ENTRIES = (\n") == 1
+    registry_file.write_text(source.replace("_ENTRIES = (\n", "_ENTRIES = (\n" + NEW_ENTRY))
+    data = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("POLYGON_", "MASSIVE_", "DLT_", "QM_"))}
+    env.update(PYTHONPATH=str(code), QM_DATA_DIR=str(data), DLT_DATA_DIR=str(data / "dlt"), COLUMNS="200")
+    done = subprocess.run(
+        [sys.executable, "-c", NEW_ENTRY_RUN], cwd=code, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["ingest"][0] == 0, out["ingest"][1][-2000:]
+    sessions = sorted(p.name for p in (data / "bronze" / "stocks_daily_copy").glob("session_date=*"))
+    assert sessions == [
+        f"session_date={d}" for d in calendar.sessions(dt.date(2025, 1, 2), dt.date(2025, 1, 10))
+    ]
+    assert list((data / "landing" / "flatfiles" / "us_stocks_sip" / "day_aggs_copy_v1").rglob("*.csv.gz"))
+    assert out["status"][0] == 0 and "stocks_daily_copy" in out["status"][1], out["status"][1]
+    assert out["gaps"][0] == 0, out["gaps"][1]
