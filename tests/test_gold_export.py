@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from pathlib import Path
 
@@ -320,24 +319,62 @@ def test_backfill_before_the_first_session_rewrites_everything(
     assert_same_tree(tmp_path / "inc", tmp_path / "full")
 
 
-def test_manifest_hash_is_the_hash_of_the_files_on_disk(
-    tmp_path: Path, silver: tuple[pa.Table, pa.Table]
+def test_incremental_export_fetches_only_new_rows_and_tickers_whose_history_changed(
+    tmp_path: Path, silver: tuple[pa.Table, pa.Table], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Change detection runs in the database: after a new session, only that session's rows are fetched;
+    a ticker whose old session changed (a re-stated close) is fetched and written whole; the result is
+    the bytes of a full export, and the manifest records each ticker's file length and row fingerprint."""
+    from loaders.gold import exporter
+
     daily, _ = silver
-    write_silver(tmp_path / "q.duckdb", daily, None)
-    root = tmp_path / "qlib"
-    export_duckdb_file(tmp_path / "q.duckdb", root, minute=False)
-    manifest = json.loads((root / MANIFEST_NAME).read_text())["day"]
-    fields = manifest["fields"]
-    assert len(manifest["symbols"]) == 12
+    dates = daily.column("session_date")
+    last_day = pa.compute.max(dates).as_py()
+    db = tmp_path / "q.duckdb"
+    write_silver(db, daily.filter(pa.compute.less(dates, pa.scalar(last_day, pa.date32()))), None)
+    export_duckdb_file(db, tmp_path / "inc", minute=False)
+
+    fetched: list[int] = []
+    original = exporter.daily_fetcher
+
+    def counting(*args: object) -> object:
+        fetch = original(*args)  # type: ignore[arg-type]
+
+        def wrapped(wanted: list[tuple[str, int | None]]) -> object:
+            for batch in fetch(wanted):
+                fetched.append(batch.num_rows)
+                yield batch
+
+        return wrapped
+
+    monkeypatch.setattr(exporter, "daily_fetcher", counting)
+    new_rows = int(pa.compute.sum(pa.compute.equal(dates, pa.scalar(last_day, pa.date32()))).as_py())
+    write_silver(db, daily, None)
+    stats = export_duckdb_file(db, tmp_path / "inc", minute=False)
+    assert stats[0].mode == "incremental" and stats[0].appended == new_rows and stats[0].rewritten == 0
+    assert sum(fetched) == new_rows
+
+    # TD's close on its fifth session is re-stated: TD alone is fetched whole and rewritten
+    td = pa.compute.equal(daily.column("ticker"), "TD")
+    row = int(pa.compute.indices_nonzero(td)[4].as_py())
+    close = daily.column("adj_close").to_pylist()
+    close[row] = close[row] * 1.5
+    restated = daily.set_column(daily.schema.get_field_index("adj_close"), "adj_close", pa.array(close))
+    write_silver(db, restated, None)
+    fetched.clear()
+    stats = export_duckdb_file(db, tmp_path / "inc", minute=False)
+    assert (stats[0].rewritten, stats[0].appended, stats[0].unchanged) == (1, 0, 11)
+    assert sum(fetched) == int(pa.compute.sum(td).as_py())
+    export_duckdb_file(db, tmp_path / "full", full=True, minute=False)
+    assert_same_tree(tmp_path / "inc", tmp_path / "full")
+
+    manifest = json.loads((tmp_path / "inc" / MANIFEST_NAME).read_text())["day"]
     for entry in manifest["symbols"].values():
-        folder = root / "features" / feature_dir_name(entry["symbol"])
-        digest = hashlib.sha256()
-        for name in fields:
-            data = (folder / f"{name}.day.bin").read_bytes()
-            assert len(data) == 4 * entry["length"]
-            digest.update(data)
-        assert entry["hash"] == digest.hexdigest()[:32]
+        folder = tmp_path / "inc" / "features" / feature_dir_name(entry["symbol"])
+        assert all(
+            (folder / f"{n}.day.bin").stat().st_size == 4 * entry["length"] for n in manifest["fields"]
+        )
+        assert entry["rows"].isdigit()
 
 
 def test_small_layout_batches_and_shuffled_rows_give_the_same_bytes(

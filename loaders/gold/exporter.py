@@ -16,6 +16,7 @@ import re
 import shutil
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +34,12 @@ from loaders.gold.writer import (
     Calendar,
     ExportError,
     FreqStats,
+    SeriesPlan,
     clear_freq,
-    full_reasons,
     make_block,
+    read_manifest,
     write_freq,
+    write_planned,
 )
 
 log = logging.getLogger(__name__)
@@ -72,6 +75,8 @@ SHORT_FIELDS: tuple[str, ...] = ("short_interest", "days_to_cover", "short_volum
 #: the identity mapping (old ticker -> current ticker per date span), written as ticker_history.txt
 TICKER_HISTORY_RELATION = "int_ticker_history"
 TICKER_HISTORY_FILE = "ticker_history.txt"
+#: rows per Arrow batch streamed from silver by a daily export
+FETCH_BATCH_ROWS = 256 * 1024
 _FEATURE_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
@@ -220,6 +225,112 @@ def read_daily(
     return block, calendar
 
 
+def plan_daily(
+    con: duckdb.DuckDBPyConnection, relation: str, features: Sequence[str], previous: dict[str, Any]
+) -> tuple[SeriesPlan, Calendar] | None:
+    """Per ticker, what silver holds (span, rows, a fingerprint of every row and of the rows up to the
+    session the previous export ended at), computed in the database: no row is fetched to find out what
+    changed. The fingerprint is the sum of a hash of each row's exported values, so it does not depend
+    on row order, and a changed, added or removed row of any session changes it."""
+    label = f"{DAILY_RELATION} ({relation})"
+    fields = (*DAILY_FIELDS, *features)
+    _require(con, relation, label, ["ticker", "session_date", *DAILY_FIELDS.values(), *features])
+    names = [t for t, entry in previous.items() if entry.get("rows") is not None]
+    exported = pa.table(
+        {
+            "ticker": pa.array(names, pa.string()),
+            "last_date": pa.array([int(previous[t]["last"]) for t in names], pa.int32()).cast(pa.date32()),
+        }
+    )
+    view = f"quantmini_exported_{uuid.uuid4().hex[:8]}"
+    values = ", ".join(f'"{f}"' for f in fields)
+    rows = f"select ticker, session_date, hash(session_date, {values}) as row_hash from ({daily_query(relation, features)})"
+    con.register(view, exported)
+    try:
+        summary = _fetch(
+            con,
+            f"""
+            select
+                r.ticker,
+                min(r.session_date) as first_date,
+                max(r.session_date) as last_date,
+                count(*) as row_count,
+                count(*) - count(r.session_date) as null_dates,
+                cast(sum(r.row_hash) as varchar) as rows_hash,
+                cast(sum(r.row_hash) filter (where r.session_date <= p.last_date) as varchar) as prefix_hash
+            from ({rows}) as r
+            left join {view} as p on r.ticker = p.ticker
+            group by r.ticker
+            order by r.ticker
+            """,
+            label,
+        )
+    finally:
+        con.unregister(view)
+    if summary.num_rows == 0:
+        return None
+    tickers = summary.column("ticker")
+    if tickers.null_count:
+        raise ExportError(f"{label}: {summary.column('row_count')[-1]} row(s) have a NULL ticker")
+    nulls = summary.column("null_dates").to_numpy()
+    if nulls.any():
+        raise ExportError(f"{label}: ticker {tickers[int(np.flatnonzero(nulls)[0])]} has a NULL session_date")
+    first = _day_keys(summary.column("first_date"))
+    last = _day_keys(summary.column("last_date"))
+    calendar = day_calendar(
+        np.datetime64(int(first.min()), "D").item(), np.datetime64(int(last.max()), "D").item()
+    )
+    plan = SeriesPlan(
+        [str(t) for t in tickers.to_pylist()],
+        first,
+        last,
+        summary.column("row_count").to_numpy().astype(np.int64),
+        summary.column("rows_hash").to_pylist(),
+        summary.column("prefix_hash").to_pylist(),
+    )
+    return plan, calendar
+
+
+def _day_keys(column: pa.ChunkedArray) -> np.ndarray:
+    return column.cast(pa.date32()).cast(pa.int32()).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def daily_fetcher(con: duckdb.DuckDBPyConnection, relation: str, features: Sequence[str]) -> Any:
+    """`fetch(wanted)` for `write_planned`: the rows of the wanted tickers (after their key, if given),
+    streamed from the database ordered by ticker."""
+    label = f"{DAILY_RELATION} ({relation})"
+    epoch = dt.date(1970, 1, 1)
+
+    def fetch(wanted: list[tuple[str, int | None]]) -> Any:
+        after = [dt.date(1, 1, 1) if key is None else epoch + dt.timedelta(days=key) for _, key in wanted]
+        table = pa.table(
+            {
+                "ticker": pa.array([t for t, _ in wanted], pa.string()),
+                "after_date": pa.array(after, pa.date32()),
+            }
+        )
+        view = f"quantmini_wanted_{uuid.uuid4().hex[:8]}"
+        # a constant lower bound lets the scan skip the row groups of older sessions when only appends
+        # are wanted (the usual daily refresh)
+        sql = (
+            f"select d.* from ({daily_query(relation, features)}) as d "
+            f"join {view} as w on d.ticker = w.ticker and d.session_date > w.after_date "
+            f"where d.session_date > date '{min(after).isoformat()}' "
+            "order by d.ticker"
+        )
+        con.register(view, table)
+        try:
+            try:
+                reader = con.execute(sql).to_arrow_reader(FETCH_BATCH_ROWS)
+            except duckdb.Error as exc:
+                raise ExportError(f"{label}: {exc}") from exc
+            yield from reader
+        finally:
+            con.unregister(view)
+
+    return fetch
+
+
 def read_minute(
     con: duckdb.DuckDBPyConnection, minute_relation: str, daily_relation: str
 ) -> tuple[Block, Calendar, list[str]] | None:
@@ -310,12 +421,17 @@ def export_qlib(
     # one exporter at a time per directory: dbt build and `quantmini export qlib` may overlap
     with FileLock(str(root.parent / f".{root.name}.lock")):
         _repair_build(root)
-        daily = read_daily(con, daily_relation, features)
-        if daily is None:
+        previous = read_manifest(root).get("day") or {}
+        planned = plan_daily(con, daily_relation, features, {} if full else previous.get("symbols", {}))
+        if planned is None:
             raise ExportError(
                 f"{DAILY_RELATION} ({daily_relation}) has no rows: ingest stocks_daily and run dbt build"
             )
-        reasons = ["--full"] if full else full_reasons(root, daily[0], daily[1])
+        fields = (*DAILY_FIELDS, *features)
+        daily = DailyExport(
+            planned[0], planned[1], fields, daily_fetcher(con, daily_relation, features), daily_relation
+        )
+        reasons = ["--full"] if full else _full_reasons(previous, planned[1], fields)
         if not reasons:
             stats = _export_locked(con, root, daily, minute_relation, daily_relation, full, minute)
             write_ticker_history(con, root, ticker_history_relation)
@@ -334,6 +450,28 @@ def export_qlib(
             stats[0].mode, stats[0].notes = "full", [f"full export: {reasons[0]}", *stats[0].notes]
         write_ticker_history(con, root, ticker_history_relation)
         return stats
+
+
+@dataclass(frozen=True)
+class DailyExport:
+    """The daily frequency to write: silver's plan, the calendar, the fields and how to fetch rows."""
+
+    plan: SeriesPlan
+    calendar: Calendar
+    fields: tuple[str, ...]
+    fetch: Any
+    relation: str
+
+
+def _full_reasons(previous: dict[str, Any], calendar: Calendar, fields: Sequence[str]) -> list[str]:
+    """Why the daily provider cannot be updated in place (empty: an incremental export is possible)."""
+    if not previous:
+        return ["no previous export"]
+    if previous.get("calendar_start") != calendar.labels[0]:
+        return ["calendar start moved"]
+    if previous.get("fields") != list(fields):
+        return ["field list changed"]
+    return []
 
 
 BUILD_COMPLETE = ".complete"
@@ -400,7 +538,18 @@ def _export_locked(
     minute: bool,
 ) -> list[FreqStats]:
     root.mkdir(parents=True, exist_ok=True)
-    stats = [write_freq(root, daily[0], daily[1], DAY_INSTRUMENTS, full)]
+    stats = [
+        write_planned(
+            root,
+            daily.plan,
+            daily.calendar,
+            daily.fields,
+            DAY_INSTRUMENTS,
+            full,
+            daily.fetch,
+            f"{DAILY_RELATION} ({daily.relation})",
+        )
+    ]
     if minute:
         found = read_minute(con, minute_relation, daily_relation) if minute_relation else None
         if found is None:

@@ -12,7 +12,10 @@ scatter per batch of tickers places all values. Each field file is then a contig
 of that array, written with a single ``os.write``. Tickers are processed in batches of bounded size, so
 memory stays bounded when sparse minute series span far more slots than they have rows.
 
-Incremental mode keeps a small manifest per frequency: the calendar start, the field list and, per
+Daily exports go through `write_planned`: the exporter works out in the database which tickers only
+gained rows and which changed (a per-ticker fingerprint of silver's rows, recorded in the manifest), and
+only their rows are fetched and written, streamed in batches. The minute frequency uses `write_freq`:
+incremental mode keeps a small manifest per frequency: the calendar start, the field list and, per
 ticker, its first/last row key, file length and a SHA-256 hash of its files' bytes (the field files
 concatenated in field order) and a token that changes whenever its files are written whole (new,
 rewritten, full export) and is kept on an append. A ticker whose new files begin with exactly the bytes recorded (the hash
@@ -43,11 +46,13 @@ from loaders.gold.symbols import feature_dir_name, to_qlib_symbol
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = ".quantmini-manifest.json"
-#: 3: hashes cover the files' bytes (2 hashed rows); a manifest of another version means a full export
-MANIFEST_VERSION = 3
+#: 4: daily entries carry a fingerprint of their silver rows (3: file hashes only); another version means a full export
+MANIFEST_VERSION = 4
 
 #: floats per layout batch (fields x slots): 16 MB; batches of tickers keep memory flat on sparse minute series
 BATCH_FLOATS = 1 << 22
+#: rows taken from silver before they are placed and written (a planned write streams its rows)
+FETCH_ROWS = 1 << 20
 
 _DIR_FD = os.open in os.supports_dir_fd and os.mkdir in os.supports_dir_fd and hasattr(os, "O_DIRECTORY")
 
@@ -444,4 +449,224 @@ def write_freq(root: Path, block: Block, calendar: Calendar, instruments_name: s
     }
     write_manifest(root, manifest)
     stats.symbols = len(block.tickers)
+    return stats
+
+
+# ---------------------------------------------------------------------------------- planned (streamed) writes
+
+
+@dataclass(frozen=True)
+class SeriesPlan:
+    """What silver holds for one frequency, per ticker, computed in the database without fetching rows:
+    the span (calendar keys), the row count and a fingerprint of all rows (`rows`) and of the rows up to
+    the last key recorded by the previous export (`prefix`, None without one)."""
+
+    tickers: list[str]
+    first: np.ndarray
+    last: np.ndarray
+    counts: np.ndarray
+    rows: list[str]
+    prefix: list[str | None]
+
+
+def _keys(column: pa.ChunkedArray, freq: str) -> np.ndarray:
+    """Calendar keys of a fetched key column: days since the epoch (day), UTC nanoseconds (1min)."""
+    if freq == "day":
+        return column.cast(pa.date32()).cast(pa.int32()).to_numpy().astype(np.int64)
+    return column.cast(pa.timestamp("ns", "UTC")).cast(pa.int64()).to_numpy()
+
+
+def write_planned(
+    root: Path,
+    plan: SeriesPlan,
+    calendar: Calendar,
+    fields: Sequence[str],
+    instruments_name: str,
+    full: bool,
+    fetch: Any,
+    source: str,
+) -> FreqStats:
+    """Write one frequency from a `SeriesPlan`, fetching only the rows that are written.
+
+    A ticker whose rows up to the previously exported last key have the fingerprint recorded then (and
+    whose files have the recorded size) is appended to: only its rows after that key are fetched. Any
+    other ticker (new, re-stated by a split or dividend, backfilled, an interrupted export) is written
+    whole. `fetch(wanted)` gets `[(ticker, after_key or None), ...]` and yields Arrow record batches of
+    those rows (ticker, key, one column per field), each ticker's rows together, in `wanted` order; rows
+    are placed batch by batch, so memory stays bounded whatever the history length. The files are the
+    bytes a full export writes.
+    """
+    freq = calendar.freq
+    fields = tuple(fields)
+    features_dir = root / "features"
+    previous: dict[str, Any] = read_manifest(root).get(freq) or {}
+    reasons: list[str] = []
+    if not previous:
+        reasons = ["no previous export"]
+    elif previous.get("calendar_start") != calendar.labels[0]:
+        reasons = ["calendar start moved"]
+    elif previous.get("fields") != list(fields):
+        reasons = ["field list changed"]
+    mode = "full" if full or reasons else "incremental"
+    stats = FreqStats(freq=freq, mode=mode, calendar_length=len(calendar.keys))
+    if mode == "full" and not full:
+        stats.notes.append("full export: " + reasons[0])
+    old_symbols: dict[str, Any] = {} if mode == "full" else previous.get("symbols", {})
+    if mode == "full":
+        _remove_freq_files(features_dir, freq)
+
+    tickers = plan.tickers
+    symbols = [to_qlib_symbol(t) for t in tickers]
+    dirs = [feature_dir_name(s) for s in symbols]
+    if len(set(dirs)) != len(dirs):
+        raise ExportError(f"{freq}: two tickers map to one feature folder")
+    present = set(tickers)
+    stale = [t for t in old_symbols if t not in present]
+    stats.removed = len(stale)
+    if stale:
+        _remove_freq_files(features_dir, freq, [feature_dir_name(old_symbols[t]["symbol"]) for t in stale])
+
+    first_pos = calendar.locate(plan.first)
+    last_pos = calendar.locate(plan.last)
+    lengths = last_pos - first_pos + 2
+    first_keys, last_keys = plan.first.tolist(), plan.last.tolist()
+    symbols_out: dict[str, Any] = {}
+    wanted: list[tuple[str, int | None]] = []
+    index: dict[str, int] = {}
+    skips: dict[str, int] = {}
+    for i, ticker in enumerate(tickers):
+        length = int(lengths[i])
+        entry = {
+            "symbol": symbols[i],
+            "first": first_keys[i],
+            "last": last_keys[i],
+            "length": length,
+            "rows": plan.rows[i],
+            "token": uuid.uuid4().hex[:12],
+        }
+        symbols_out[ticker] = entry
+        index[ticker] = i
+        old = old_symbols.get(ticker)
+        if old is None:
+            stats.written += 1
+            wanted.append((ticker, None))
+            continue
+        kept = (
+            old.get("rows") is not None
+            and old["rows"] == plan.prefix[i]
+            and old["first"] == first_keys[i]
+            and old["last"] <= last_keys[i]
+            and _sizes_match(features_dir / dirs[i], fields, freq, 4 * int(old["length"]))
+        )
+        if not kept:
+            stats.rewritten += 1
+            wanted.append((ticker, None))
+            continue
+        entry["token"] = old.get("token") or entry["token"]
+        if int(old["length"]) == length:
+            stats.unchanged += 1
+            continue
+        stats.appended += 1
+        skips[ticker] = int(old["length"])
+        wanted.append((ticker, int(old["last"])))
+
+    width = len(fields)
+    writer = _FolderWriter(features_dir, [f"{name}.{freq}.bin" for name in fields])
+    pending: list[pa.RecordBatch] = []
+    pending_rows = 0
+
+    def place(batches: list[pa.RecordBatch], complete: bool) -> list[pa.RecordBatch]:
+        """Write the tickers whose rows are all in `batches`; return the rows of the last one when more
+        of it may follow."""
+        table = pa.Table.from_batches(batches)
+        if table.num_rows == 0:
+            return []
+        names = table.column(0)
+        carry: list[pa.RecordBatch] = []
+        if not complete:
+            last_name = names[-1]
+            tail = pc.equal(names, last_name)
+            cut = int(pc.index(tail, True).as_py())
+            carry = table.slice(cut).to_batches()
+            table = table.slice(0, cut)
+            if table.num_rows == 0:
+                return carry
+        keys = _keys(table.column(1), freq)
+        values = np.empty((width, table.num_rows), dtype=np.float32)
+        for j in range(width):
+            at = 0
+            for chunk in table.column(2 + j).chunks:
+                values[j, at : at + len(chunk)] = chunk.to_numpy(zero_copy_only=False)
+                at += len(chunk)
+        block = make_block(table.column(0), keys, values, fields, calendar, source)
+        codes_of = [index[t] for t in block.tickers]
+        unknown = [t for t in block.tickers if t not in skips and (t, None) not in wanted_set]
+        if unknown:
+            raise ExportError(
+                f"{freq}: silver returned rows of {unknown[0]!r}, which the plan does not write"
+            )
+        # every ticker spans its planned first..last (an appended one keeps its exported start)
+        block = Block(
+            block.tickers,
+            block.codes,
+            block.positions,
+            block.values,
+            first_pos[codes_of],
+            last_pos[codes_of],
+            block.fields,
+            block.grouped,
+            block.source,
+        )
+        spans = lengths[codes_of]
+        for begin, end in _batches(block, spans):
+            out, offsets = _layout(block, begin, end, spans, calendar)
+            rows = [memoryview(out[j]) for j in range(width)]
+            for k, at in enumerate(offsets.tolist(), start=begin):
+                ticker = block.tickers[k]
+                i = codes_of[k]
+                skip = skips.get(ticker, 0)
+                length = int(lengths[i])
+                writer.write(
+                    dirs[i],
+                    [row[at + skip : at + length] for row in rows],
+                    append=skip > 0,
+                    replace=skip == 0 and ticker in old_symbols and (features_dir / dirs[i]).is_dir(),
+                )
+                done.add(ticker)
+                stats.files += width
+                stats.bytes += 4 * (length - skip) * width
+            del rows, out
+        return carry
+
+    wanted_set = set(wanted)
+    done: set[str] = set()
+    try:
+        if wanted:
+            for batch in fetch(wanted):
+                if batch.num_rows == 0:
+                    continue
+                pending.append(batch)
+                pending_rows += batch.num_rows
+                if pending_rows >= FETCH_ROWS:
+                    pending = place(pending, complete=False)
+                    pending_rows = sum(b.num_rows for b in pending)
+            place(pending, complete=True)
+    finally:
+        writer.close()
+    missing = [t for t, _ in wanted if t not in done]
+    if missing:
+        raise ExportError(f"{freq}: silver returned no rows for {missing[0]!r} ({len(missing)} ticker(s))")
+    stats.rows = int(plan.counts.sum())
+
+    _atomic_write_text(root / "calendars" / f"{freq}.txt", "".join(label + "\n" for label in calendar.labels))
+    order = sorted(range(len(tickers)), key=tickers.__getitem__)
+    lines = [
+        f"{symbols[i]}\t{calendar.labels[int(first_pos[i])]}\t{calendar.labels[int(last_pos[i])]}\n"
+        for i in order
+    ]
+    _atomic_write_text(root / "instruments" / f"{instruments_name}.txt", "".join(lines))
+    manifest = read_manifest(root)
+    manifest[freq] = {"calendar_start": calendar.labels[0], "fields": list(fields), "symbols": symbols_out}
+    write_manifest(root, manifest)
+    stats.symbols = len(tickers)
     return stats
