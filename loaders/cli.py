@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from loaders import datasets as registry
+from loaders.dates import option_date, range_error
 
 app = typer.Typer(
     name="quantmini",
@@ -37,20 +38,51 @@ app.add_typer(lake_app, name="lake")
 Dataset = StrEnum("Dataset", {name: name for name in registry.NAMES})
 
 
-def _date(value: str | None) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError as exc:
-        raise typer.BadParameter(f"expected YYYY-MM-DD, got {value!r}") from exc
+def _check_range(start: dt.date | None, end: dt.date | None) -> None:
+    """Refuse a range that ends before it starts, in the one wording every command uses."""
+    message = range_error(start, end)
+    if message is not None:
+        raise typer.BadParameter(message, param_hint="-s/--start, -e/--end")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"quantmini {version('quantmini')}")
+        except PackageNotFoundError:
+            typer.echo("quantmini (not installed as a package: run `make install`)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the installed version and exit."
+        ),
+    ] = False,
+) -> None:
+    pass
 
 
 DatasetOpt = Annotated[
     Dataset, typer.Option("-t", "--type", help="Dataset to act on (README: Loading data).")
 ]
-StartOpt = Annotated[str | None, typer.Option("-s", "--start", help="First date, YYYY-MM-DD (inclusive).")]
-EndOpt = Annotated[str | None, typer.Option("-e", "--end", help="Last date, YYYY-MM-DD (inclusive).")]
+StartOpt = Annotated[
+    dt.date | None,
+    typer.Option(
+        "-s", "--start", parser=option_date, metavar="YYYY-MM-DD", help="First date, YYYY-MM-DD (inclusive)."
+    ),
+]
+EndOpt = Annotated[
+    dt.date | None,
+    typer.Option(
+        "-e", "--end", parser=option_date, metavar="YYYY-MM-DD", help="Last date, YYYY-MM-DD (inclusive)."
+    ),
+]
 
 BuildOpt = Annotated[
     bool,
@@ -118,19 +150,20 @@ def ingest(
     or reached; 77 when the credentials are rejected or the first files denied; 78 when a setting is
     missing or invalid (docs/ingestion.md).
     """
+    _check_range(start, end)
     if registry.spec(dataset.value).kind == "flatfile":
         from loaders.flatfiles.commands import ingest_command
 
         code = ingest_command(
-            dataset.value, _date(start), _date(end), incremental=incremental, max_concurrent=max_concurrent
+            dataset.value, start, end, incremental=incremental, max_concurrent=max_concurrent
         )
     else:
         from loaders.rest.commands import ingest_command
 
         code = ingest_command(
             dataset.value,
-            _date(start),
-            _date(end),
+            start,
+            end,
             incremental=incremental,
             max_concurrent=max_concurrent,
             rate_limit=rate_limit,
@@ -153,10 +186,26 @@ def sandbox_serve(
     tickers: Annotated[
         int, typer.Option("--tickers", help="Number of stock tickers (awkward ones included).")
     ] = 60,
-    start: Annotated[str, typer.Option("--start", help="First date of the synthetic market.")] = "2024-01-02",
-    end: Annotated[str, typer.Option("--end", help="Last date of the synthetic market.")] = "2025-12-31",
+    start: Annotated[
+        dt.date,
+        typer.Option(
+            "--start", parser=option_date, metavar="YYYY-MM-DD", help="First date of the synthetic market."
+        ),
+    ] = "2024-01-02",  # type: ignore[assignment]  # click converts the default like any value
+    end: Annotated[
+        dt.date,
+        typer.Option(
+            "--end", parser=option_date, metavar="YYYY-MM-DD", help="Last date of the synthetic market."
+        ),
+    ] = "2025-12-31",  # type: ignore[assignment]
     today: Annotated[
-        str | None, typer.Option("--today", help="Sandbox clock: last session served (default: --end).")
+        dt.date | None,
+        typer.Option(
+            "--today",
+            parser=option_date,
+            metavar="YYYY-MM-DD",
+            help="Sandbox clock: last session served (default: --end).",
+        ),
     ] = None,
     option_underlyings: Annotated[
         int, typer.Option("--option-underlyings", help="Underlyings with option chains.")
@@ -185,6 +234,10 @@ def sandbox_serve(
 ) -> None:
     """Serve the sandbox and print the environment that points QuantMini at it."""
     from loaders.sandbox.commands import serve_command
+
+    message = range_error(start, end)
+    if message is not None:
+        raise typer.BadParameter(message, param_hint="--start, --end")
 
     serve_command(
         host=host,
@@ -263,14 +316,24 @@ def gaps(
         typer.Option("-t", "--type", help="Flat-file dataset to check (default: every one in bronze)."),
     ] = None,
     start: Annotated[
-        str | None,
+        dt.date | None,
         typer.Option(
-            "-s", "--start", help="First date to check, YYYY-MM-DD (default: first bronze session)."
+            "-s",
+            "--start",
+            parser=option_date,
+            metavar="YYYY-MM-DD",
+            help="First date to check, YYYY-MM-DD (default: first bronze session).",
         ),
     ] = None,
     end: Annotated[
-        str | None,
-        typer.Option("-e", "--end", help="Last date to check, YYYY-MM-DD (default: last bronze session)."),
+        dt.date | None,
+        typer.Option(
+            "-e",
+            "--end",
+            parser=option_date,
+            metavar="YYYY-MM-DD",
+            help="Last date to check, YYYY-MM-DD (default: last bronze session).",
+        ),
     ] = None,
     json_file: Annotated[
         Path | None,
@@ -284,10 +347,9 @@ def gaps(
     """List NYSE sessions missing in bronze (as ranges), and bronze sessions missing in silver or gold."""
     from loaders.ops.gaps import gaps_command
 
+    _check_range(start, end)
     raise typer.Exit(
-        gaps_command(
-            dataset.value if dataset else None, _date(start), _date(end), json_file, fail_on_gaps=fail_on_gaps
-        )
+        gaps_command(dataset.value if dataset else None, start, end, json_file, fail_on_gaps=fail_on_gaps)
     )
 
 
@@ -320,11 +382,12 @@ def backfill(
     """Load a date range (or a gaps file's ranges) in calendar-month chunks."""
     from loaders.ops.backfill import backfill_command
 
+    _check_range(start, end)
     raise typer.Exit(
         backfill_command(
             dataset.value if dataset else None,
-            _date(start),
-            _date(end),
+            start,
+            end,
             gaps_file,
             incremental=incremental,
             max_concurrent=max_concurrent,
@@ -361,8 +424,9 @@ def retry_failed(
     from loaders.ops.retry import dismiss_command, retry_failed_command
 
     if dismiss:
+        _check_range(start, end)
         names = [d.value for d in datasets] if datasets else None
-        raise typer.Exit(dismiss_command(names, _date(start), _date(end), reason=reason))
+        raise typer.Exit(dismiss_command(names, start, end, reason=reason))
     if start or end:
         raise typer.BadParameter("-s/-e select what --dismiss clears; retries always cover every failure")
     raise typer.Exit(
@@ -389,8 +453,14 @@ def _bulk(
         ),
     ] = None,
     end: Annotated[
-        str | None,
-        typer.Option("-e", "--end", help="Last date to load, YYYY-MM-DD (default: latest available)."),
+        dt.date | None,
+        typer.Option(
+            "-e",
+            "--end",
+            parser=option_date,
+            metavar="YYYY-MM-DD",
+            help="Last date to load, YYYY-MM-DD (default: latest available).",
+        ),
     ] = None,
     parallel: Annotated[
         int, typer.Option("--parallel", min=1, help="Datasets loaded at once, each in its own process.")
@@ -410,7 +480,7 @@ def _bulk(
             [d.value for d in datasets] if datasets else None,
             skip=[d.value for d in skip] if skip else [],
             history=history or [],
-            end=_date(end),
+            end=end,
             parallel=parallel,
             max_concurrent=max_concurrent,
             dry_run=dry_run,
@@ -627,7 +697,11 @@ def lake_push(
 
 def main() -> None:
     from loaders.extras import MissingExtra
+    from loaders.terminal import console
 
+    if not console(stderr=True).is_terminal:
+        # click's plain one-line usage errors and help, not rich panels squeezed into 80 columns
+        app.rich_markup_mode = None
     try:
         app()
     except MissingExtra as exc:
@@ -639,8 +713,6 @@ def main() -> None:
         error = storage_error(exc)
         if error is None:
             raise
-        from loaders.terminal import console
-
         console(stderr=True).print(f"[red]error:[/red] {describe(error)}", highlight=False, soft_wrap=True)
         raise SystemExit(1) from None
 

@@ -24,6 +24,7 @@ from typing import Any
 from loaders import bronze, runs
 from loaders.calendar import next_session, previous_session, session_bounds, sessions, write_sessions_file
 from loaders.config import Settings, load_settings, prepare_dlt_environment, read_setting
+from loaders.dates import range_error
 from loaders.flatfiles import settings as ff
 from loaders.flatfiles.helpers import human_bytes, session_from_key
 from loaders.flatfiles.s3 import (
@@ -449,8 +450,8 @@ def ingest_command(
     if dataset not in ff.DATASETS:
         console.print(f"[red]unknown flat-file dataset {dataset!r}; expected one of {sorted(ff.DATASETS)}")
         return EXIT_BUSY
-    if start is not None and end is not None and end < start:
-        console.print(f"[red]end {end} is before start {start}")
+    if (wrong := range_error(start, end)) is not None:
+        console.print(f"[red]{wrong}[/red]")
         return EXIT_BUSY
     ds = ff.DATASETS[dataset]
     settings = load_settings()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from loaders.config import load_settings
 from loaders.datasets import spec
+from loaders.dates import range_error
 from loaders.ops.inventory import iter_months
 
 IngestFn = Callable[..., int]
@@ -145,8 +146,8 @@ def backfill_command(
         if dataset is None or start is None or end is None:
             console.print("[red]backfill: -t, -s and -e are all required without --gaps-file[/red]")
             return 2
-        if end < start:
-            console.print(f"[red]backfill: end {end} is before start {start}[/red]")
+        if (wrong := range_error(start, end)) is not None:
+            console.print(f"[red]backfill: {wrong}[/red]")
             return 2
         spec(dataset)
         chunks = plan(dataset, [(start, end)])

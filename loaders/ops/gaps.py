@@ -15,6 +15,7 @@ from typing import Any
 from loaders import calendar
 from loaders.config import Settings, load_settings
 from loaders.datasets import FLATFILE_DATASETS, spec
+from loaders.dates import range_error
 from loaders.ops.inventory import session_partitions
 
 SCHEMA = "quantmini.gaps/1"
@@ -159,8 +160,8 @@ def detect(
             )
         start = start or present_all[0]
         end = end or present_all[-1]
-    if end < start:
-        raise ValueError(f"gaps: end {end} is before start {start}")
+    if (wrong := range_error(start, end)) is not None:
+        raise ValueError(f"gaps: {wrong}")
     expected = calendar.sessions(start, end)
     expected_set = set(expected)
     present = [d for d in present_all if start <= d <= end and d in expected_set]
@@ -282,8 +283,8 @@ def read_gaps_file(path: Path) -> list[GapsFileEntry]:
                 raise ValueError(
                     f"{where}.missing[{i}]: needs 'start' and 'end' as YYYY-MM-DD ({exc})"
                 ) from None
-            if hi < lo:
-                raise ValueError(f"{where}.missing[{i}]: end {hi} is before start {lo}")
+            if (wrong := range_error(lo, hi)) is not None:
+                raise ValueError(f"{where}.missing[{i}]: {wrong}")
             ranges.append((lo, hi))
         downstream = [entry.get("missing_in_silver"), entry.get("missing_in_gold")]
         out.append(GapsFileEntry(name, ranges, any(bool(v) for v in downstream)))

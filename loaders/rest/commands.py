@@ -22,6 +22,7 @@ from typing import Any
 
 from rich.table import Table
 
+from loaders.dates import range_error
 from loaders.locks import DatasetBusy, dataset_lock
 from loaders.rest import settings
 from loaders.terminal import SharedConsole
@@ -425,8 +426,8 @@ def ingest_command(
     try:
         if dataset not in settings.DATASETS:
             raise UsageError(f"-t {dataset}: not a REST dataset ({', '.join(settings.DATASETS)})")
-        if start and end and start > end:
-            raise UsageError(f"-s {start} is after -e {end}")
+        if (wrong := range_error(start, end)) is not None:
+            raise UsageError(wrong)
         if backfill_years is not None and backfill_years < 1:
             raise UsageError(f"--backfill-years must be at least 1, got {backfill_years}")
         if rate_limit is not None and rate_limit <= 0:

@@ -13,9 +13,9 @@ from loaders.sandbox.market import MarketConfig
 from loaders.sandbox.server import DEMO_API_KEY, SandboxServer
 
 
-def _parse_date(value: str | None, option: str) -> dt.date | None:
-    if value is None:
-        return None
+def _parse_date(value: dt.date | str | None, option: str) -> dt.date | None:
+    if value is None or isinstance(value, dt.date):
+        return value
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
@@ -37,9 +37,9 @@ def serve_command(
     port: int,
     seed: int,
     tickers: int,
-    start: str,
-    end: str,
-    today: str | None,
+    start: dt.date | str,
+    end: dt.date | str,
+    today: dt.date | str | None,
     option_underlyings: int,
     contracts_per_underlying: int,
     minute: bool,
