@@ -22,6 +22,9 @@ UV_INSTALL := $(BIN)/uv pip install --quiet --python $(BIN)/python
 COMPILE_DEPS = $(BIN)/python -m compileall -q -j 0 "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 COMPILE_OWN := $(BIN)/python -m compileall -q -j 0 loaders bench tests
 
+# requirements/lock.txt pins the core and every extra of pyproject.toml together ([sandbox], [qlib],
+# [spark], [dev]; tests/test_extras.py keeps the two in step), so this installs them all; the project
+# itself goes in with --no-deps because the lock already holds what it needs.
 $(STAMP): requirements/lock.txt requirements/nodeps.txt pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.8
@@ -34,7 +37,7 @@ $(STAMP): requirements/lock.txt requirements/nodeps.txt pyproject.toml Makefile
 	@touch $(STAMP)
 
 .PHONY: install
-install: $(STAMP) ## Create .venv, install the pinned dependencies and compile their bytecode
+install: $(STAMP) ## Create .venv, install the pinned core and every extra, and compile their bytecode
 	@$(COMPILE_OWN)
 
 .PHONY: lock
@@ -55,10 +58,17 @@ test-fast: $(STAMP) ## Run the tests not marked slow
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slow" $(PYTEST_ARGS)
 
 .PHONY: lint
-lint: $(STAMP) ## ruff (lint + format check) and sqlfluff on the dbt models
+lint: $(STAMP) ## ruff (lint + format check), sqlfluff on the dbt models, dbt conventions (dbt-bouncer.yml)
 	$(BIN)/ruff check loaders tests bench chaos
 	$(BIN)/ruff format --check loaders tests bench chaos
 	$(BIN)/sqlfluff lint models macros
+	$(MAKE) --no-print-directory lint-dbt
+
+# dbt-project-evaluator's rules as dbt-bouncer checks on the parsed manifest (no warehouse needed)
+.PHONY: lint-dbt
+lint-dbt: $(STAMP) ## dbt conventions only: dbt parse, then dbt-bouncer (rules and exceptions in dbt-bouncer.yml)
+	$(BIN)/dbt parse --quiet --project-dir $(CURDIR) --target-path $(CURDIR)/target
+	$(BIN)/dbt-bouncer run --config-file $(CURDIR)/dbt-bouncer.yml
 
 .PHONY: format
 format: $(STAMP) ## Apply ruff formatting and fixes

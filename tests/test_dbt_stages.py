@@ -97,3 +97,31 @@ def test_build_with_one_session_of_every_dataset(server: Server, data_dir: Path,
     ):
         assert _query(data_dir, f"select distinct session_date from {relation}") == [(day,)], relation
     assert [(f, m) for f, m, _ in _export_summary(data_dir)] == [("1min", "full"), ("day", "full")]
+
+
+def _freshness(data: Path, work: Path) -> dict[str, tuple[str, dt.datetime]]:
+    result = run_dbt(["source", "freshness"], data, work)
+    return {
+        f"{r.node.source_name}.{r.node.name}": (str(r.status).rsplit(".", 1)[-1].lower(), r.max_loaded_at)
+        for r in result.result.results
+    }
+
+
+def test_source_freshness_warns_for_never_loaded_datasets_and_measures_loaded_ones(tmp_path: Path) -> None:
+    """`dbt source freshness` exits 0 at every stage: a source with no file yet warns (never loaded)
+    instead of failing on the missing glob, and a loaded one reports its newest bar."""
+    empty = _freshness(tmp_path / "empty", tmp_path / "dbt-empty")
+    assert "polygon.stocks_daily" in empty and "polygon.news" in empty
+    assert {status for status, _ in empty.values()} == {"warn"}
+    assert {loaded.year for _, loaded in empty.values()} == {1}  # dbt's "infinitely long ago"
+
+    market = _market()
+    day = market.sessions[0]
+    partial_dir = tmp_path / "partial"
+    write_market_sessions(partial_dir, market, [day], options=False)
+    partial = _freshness(partial_dir, tmp_path / "dbt-partial")
+    status, loaded = partial["polygon.stocks_daily"]
+    assert status == "warn"  # a 2025 session is older than warn_after, and is measured, not "never loaded"
+    assert loaded.date() == day
+    assert partial["polygon.news"][1].year == 1
+    assert partial["polygon.options_daily"][0] == "warn"

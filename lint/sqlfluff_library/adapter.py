@@ -12,8 +12,6 @@ def dispatch(macro_name: str, macro_namespace: str | None = None):
     def render(*args, **kwargs):
         if macro_name.startswith("type_") or macro_name == "engine_type":
             return "varchar"
-        if macro_name == "session_incremental_strategy":
-            return "delete+insert"
         if macro_name.startswith("incremental_") or macro_name.startswith("delete_"):
             return ""
         return "null"

@@ -1,5 +1,6 @@
 {#-
-    How an incremental model replaces the sessions it rebuilds.
+    How an incremental model replaces the sessions it rebuilds (the strategy itself is set for every
+    model in dbt_project.yml, where macros cannot be called).
 
     DuckDB deletes the rows whose key the new rows carry, then inserts them (`delete+insert`). Spark on
     plain Parquet tables cannot delete rows: it replaces whole `session_date` partitions
@@ -7,19 +8,6 @@
     both; a model keyed by (ticker, session) must, on Spark, rebuild every ticker of each partition it
     touches (`incremental_replaces_whole_sessions()`).
 -#}
-
-{% macro session_incremental_strategy() -%}
-    {{ return(adapter.dispatch('session_incremental_strategy', 'quantmini')()) }}
-{%- endmacro %}
-
-{% macro default__session_incremental_strategy() -%}
-    {{ return('delete+insert') }}
-{%- endmacro %}
-
-{% macro spark__session_incremental_strategy() -%}
-    {{ return('insert_overwrite') }}
-{%- endmacro %}
-
 
 {% macro incremental_replaces_whole_sessions() -%}
     {{ return(adapter.dispatch('incremental_replaces_whole_sessions', 'quantmini')()) }}

@@ -1,13 +1,3 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy=session_incremental_strategy(),
-        unique_key=['session_date'],
-        partition_by=['session_date'],
-        on_schema_change='fail',
-    )
-}}
-
 {{ guard_retained_history(ref('stg_polygon__options_daily')) }}
 
 {#-

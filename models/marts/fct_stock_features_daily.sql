@@ -1,10 +1,8 @@
+{#- incremental by session (dbt_project.yml); the exceptions: keyed by ticker too, and a ticker that
+    vanished from a re-loaded session loses its row -#}
 {{
     config(
-        materialized='incremental',
-        incremental_strategy=session_incremental_strategy(),
         unique_key=['ticker', 'session_date'],
-        partition_by=['session_date'],
-        on_schema_change='fail',
         post_hook=["{{ delete_vanished_ticker_sessions(ref('int_stock_daily_adjusted')) }}"],
     )
 }}

@@ -4,7 +4,7 @@ with
 
 source as (
 
-    select * from {{ bronze_source('polygon_rest', 'financial_filings') }}
+    select * from {{ bronze_source('polygon', 'financial_filings') }}
 
 ),
 

@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ bronze_source('polygon_rest', 'financials') }}
+    select * from {{ bronze_source('polygon', 'financials') }}
 
 ),
 

@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ bronze_source('polygon_rest', 'market_holidays') }}
+    select * from {{ bronze_source('polygon', 'market_holidays') }}
 
 ),
 

@@ -1,8 +1,9 @@
 with
 
-source as (
+news as (
 
-    select * from {{ bronze_source('polygon_rest', 'news') }}
+    -- the latest loaded version of each article
+    select * from {{ ref('base_polygon__news') }}
 
 ),
 
@@ -22,42 +23,8 @@ renamed as (
         cast(_dlt_load_id as string) as load_id,
         coalesce({{ list_length('insights') }}, 0) as insight_count
 
-    from source
-
-),
-
-ranked as (
-
-    -- bronze keeps one row per id; a row left behind by an interrupted merge must not double an article
-    select
-        *,
-        row_number() over (
-            partition by article_id order by load_id desc nulls last, published_at desc nulls last
-        ) as version_rank
-
-    from renamed
-
-),
-
-latest as (
-
-    select
-        article_id,
-        published_at,
-        published_date,
-        title,
-        author,
-        description,
-        article_url,
-        publisher_name,
-        keywords,
-        tickers,
-        load_id,
-        insight_count
-
-    from ranked
-    where version_rank = 1
+    from news
 
 )
 
-select * from latest
+select * from renamed

@@ -1,35 +1,21 @@
 with
 
-source as (
+news as (
 
-    select * from {{ bronze_source('polygon_rest', 'news') }}
-
-),
-
-ranked as (
-
-    select
-        id,
-        published_utc,
-        tickers,
-        row_number() over (
-            partition by id order by _dlt_load_id desc nulls last, published_utc desc nulls last
-        ) as version_rank
-
-    from source
+    -- the latest loaded version of each article
+    select * from {{ ref('base_polygon__news') }}
 
 ),
 
 unnested as (
 
-    -- the latest version of each article, one row per ticker it names
+    -- one row per ticker the article names
     select
         id,
         published_utc,
         {{ explode_list('tickers', 'ticker') }}
 
-    from ranked
-    where version_rank = 1
+    from news
 
 ),
 

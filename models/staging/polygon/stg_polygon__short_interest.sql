@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ bronze_source('polygon_rest', 'short_interest') }}
+    select * from {{ bronze_source('polygon', 'short_interest') }}
 
 ),
 

@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ bronze_source('polygon_rest', 'short_volume') }}
+    select * from {{ bronze_source('polygon', 'short_volume') }}
 
 ),
 

@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ bronze_source('polygon_rest', 'ticker_events') }}
+    select * from {{ bronze_source('polygon', 'ticker_events') }}
 
 ),
 
