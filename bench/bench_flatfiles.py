@@ -98,7 +98,7 @@ def _case_small_files(folder: Path, work: Path, limit: int | None = None) -> int
     from loaders.config import load_settings
     from loaders.flatfiles import LandedFile, Outcomes
     from loaders.flatfiles.commands import load_files, make_pipeline
-    from loaders.flatfiles.helpers import session_from_key
+    from loaders.flatfiles.parse import session_from_key
     from loaders.flatfiles.settings import DATASETS
 
     ds = DATASETS["stocks_daily"]

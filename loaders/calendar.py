@@ -12,12 +12,15 @@ the calendar costs about 0.6 CPU-seconds, more than a daily ingest's own work on
 from __future__ import annotations
 
 import bisect
+import contextlib
 import datetime as dt
 import os
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
+
+from loaders.landing import atomic_write
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -60,13 +63,8 @@ def _session_days() -> tuple[dt.date, ...]:
         pass
     cal = _calendar()
     days = tuple(ts.date() for ts in cal.sessions)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text("".join(f"{d.isoformat()}\n" for d in days))
-        os.replace(tmp, path)
-    except OSError:  # a read-only data dir only loses the speed-up
-        pass
+    with contextlib.suppress(OSError):  # a read-only data dir only loses the speed-up
+        atomic_write(path, "".join(f"{d.isoformat()}\n" for d in days), durable=False)
     return days
 
 

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from loaders.flatfiles import settings as ff
-from loaders.flatfiles.helpers import FlatFileError, read_flatfile, session_bounds_ns
+from loaders.flatfiles.parse import FlatFileError, read_flatfile, session_bounds_ns
 
 HEADER = "ticker,volume,open,close,high,low,window_start,transactions"
 SESSION = dt.date(2023, 3, 28)
@@ -207,16 +207,16 @@ def test_a_file_rejected_early_leaves_no_inflating_thread_behind(tmp_path: Path,
 def test_small_files_are_inflated_in_memory_and_large_ones_streamed(
     tmp_path: Path, inflate_path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from loaders.flatfiles import helpers
+    from loaders.flatfiles import parse
 
     started: list[Path] = []
-    original = helpers.ThreadedGunzip.__init__
+    original = parse.ThreadedGunzip.__init__
 
     def spy(self: Any, path: Path, *args: Any, **kwargs: Any) -> None:
         started.append(path)
         original(self, path, *args, **kwargs)
 
-    monkeypatch.setattr(helpers.ThreadedGunzip, "__init__", spy)
+    monkeypatch.setattr(parse.ThreadedGunzip, "__init__", spy)
     path = _write(tmp_path, SAMPLE)
     assert _load(path).num_rows == 3
     assert started == ([] if inflate_path == "in_memory" else [path])

@@ -21,7 +21,7 @@ import pyarrow as pa
 from dlt.common.storages.load_package import load_package_state
 
 from loaders.flatfiles import settings as ff
-from loaders.flatfiles.helpers import FlatFileError, prefetch, read_flatfile
+from loaders.flatfiles.parse import FlatFileError, prefetch, read_flatfile
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from loaders.calendar import next_session, previous_session, session_bounds, ses
 from loaders.config import Settings, load_settings, prepare_dlt_environment, read_setting
 from loaders.dates import range_error
 from loaders.flatfiles import settings as ff
-from loaders.flatfiles.helpers import human_bytes, session_from_key
+from loaders.flatfiles.parse import session_from_key
 from loaders.flatfiles.s3 import (
     EXIT_CONFIG,
     EXIT_DENIED,
@@ -40,12 +40,13 @@ from loaders.flatfiles.s3 import (
     StopRun,
     Throttle,
     download,
-    forget_landed,
     head,
     make_s3_client,
     published_range,
 )
+from loaders.landing import forget_landed
 from loaders.locks import DatasetBusy, dataset_lock
+from loaders.units import human_bytes
 
 log = logging.getLogger(__name__)
 

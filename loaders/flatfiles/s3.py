@@ -1,5 +1,5 @@
-"""The flat-file bucket over S3: client, pacing, retries, listings, downloads into landing, and the
-errors that stop a run.
+"""The flat-file bucket over S3: client, pacing, retries, listings, downloads into landing (its layout in
+`loaders.landing`), and the errors that stop a run.
 
 - **Credentials**: only `POLYGON_S3_ACCESS_KEY_ID` / `POLYGON_S3_SECRET_ACCESS_KEY` (environment or
   `.dlt/secrets.toml`). The client comes from a botocore session that reads no AWS profile, config or
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import logging
 import os
 import random
@@ -38,8 +37,9 @@ from urllib.parse import urlsplit
 
 from tenacity import RetryCallState, Retrying, retry_if_exception
 
+from loaders import landing
 from loaders.flatfiles import settings as ff
-from loaders.flatfiles.helpers import session_from_key
+from loaders.flatfiles.parse import session_from_key
 from loaders.pacing import RateLimiter, parse_retry_after
 
 log = logging.getLogger(__name__)
@@ -652,39 +652,7 @@ def published_range(listings: Listings, prefix: str) -> tuple[dt.date, dt.date] 
     return first, last
 
 
-# --------------------------------------------------------------------------------------------------- landing
-
-
-def landing_path(landing_root: Path, key: str) -> Path:
-    return landing_root / "flatfiles" / key
-
-
-def _meta_path(landing_root: Path, key: str) -> Path:
-    return landing_root / "flatfiles" / "_meta" / f"{key}.json"
-
-
-def landed_etag(landing_root: Path, remote: RemoteFile) -> str | None:
-    """ETag of the landing copy when it is complete and matches `remote`'s size, else None."""
-    path, meta = landing_path(landing_root, remote.key), _meta_path(landing_root, remote.key)
-    try:
-        info = json.loads(meta.read_text())
-        if path.stat().st_size == int(info["size"]) == remote.size:
-            return str(info["etag"])
-    except (OSError, ValueError, KeyError):
-        return None
-    return None
-
-
-def forget_landed(landing_root: Path, key: str) -> None:
-    """Make the next run fetch `key` again (used when a landed file is rejected)."""
-    _meta_path(landing_root, key).unlink(missing_ok=True)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+# --------------------------------------------------------------------------------------------------- download
 
 
 def download(
@@ -698,8 +666,8 @@ def download(
     guard: RunGuard | None = None,
 ) -> tuple[Path, str, bool]:
     """Fetch `remote` into landing unless an identical copy is there. Returns (path, etag, downloaded)."""
-    target = landing_path(landing_root, remote.key)
-    if not force and landed_etag(landing_root, remote) == remote.etag:
+    target = landing.flatfile_path(landing_root, remote.key)
+    if not force and landing.landed_etag(landing_root, remote.key, remote.size) == remote.etag:
         return target, remote.etag, False
 
     def _get() -> str:
@@ -732,7 +700,7 @@ def download(
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
-        _atomic_write_text(_meta_path(landing_root, remote.key), json.dumps({"etag": etag, "size": expected}))
+        landing.record_landed(landing_root, remote.key, etag, expected)
         return etag
 
     return target, call(_get, attempts=attempts, guard=guard), True

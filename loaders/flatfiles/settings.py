@@ -56,7 +56,7 @@ BRONZE_SCHEMA = pa.schema(
 PARTITION_COLUMN = registry.SESSION_PARTITION
 
 # The bronze row contract (docs/ingestion.md, "Bad rows"), as DuckDB conditions a row must not meet.
-# The parser enforces the same rules on every file before it reaches bronze (`helpers._check_values`,
+# The parser enforces the same rules on every file before it reaches bronze (`parse._check_values`,
 # plus one bar per (ticker, window_start) and window_start inside the session); `validate` counts the
 # bronze rows meeting any of these, so data written before the rules or by hand is caught too.
 ROW_VIOLATIONS_SQL: dict[str, str] = {

@@ -42,6 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loaders.gold.symbols import feature_dir_name, to_qlib_symbol
+from loaders.landing import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -298,13 +299,6 @@ def _sizes_match(folder: Path, fields: Sequence[str], freq: str, size: int) -> b
     return True
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def read_manifest(root: Path) -> dict[str, Any]:
     path = root / MANIFEST_NAME
     if not path.exists():
@@ -321,9 +315,7 @@ def read_manifest(root: Path) -> dict[str, Any]:
 
 def write_manifest(root: Path, manifest: dict[str, Any]) -> None:
     manifest["version"] = MANIFEST_VERSION
-    _atomic_write_text(
-        root / MANIFEST_NAME, json.dumps(manifest, sort_keys=True, separators=(",", ":")) + "\n"
-    )
+    atomic_write(root / MANIFEST_NAME, json.dumps(manifest, sort_keys=True, separators=(",", ":")) + "\n")
 
 
 def _remove_freq_files(features_dir: Path, freq: str, dirs: Sequence[str] | None = None) -> int:
@@ -437,10 +429,10 @@ def write_freq(root: Path, block: Block, calendar: Calendar, instruments_name: s
     finally:
         writer.close()
 
-    _atomic_write_text(root / "calendars" / f"{freq}.txt", "".join(label + "\n" for label in calendar.labels))
+    atomic_write(root / "calendars" / f"{freq}.txt", "".join(label + "\n" for label in calendar.labels))
     order = sorted(range(len(block.tickers)), key=block.tickers.__getitem__)
     lines = [f"{symbols[i]}\t{calendar.labels[firsts[i]]}\t{calendar.labels[lasts[i]]}\n" for i in order]
-    _atomic_write_text(root / "instruments" / f"{instruments_name}.txt", "".join(lines))
+    atomic_write(root / "instruments" / f"{instruments_name}.txt", "".join(lines))
     manifest = read_manifest(root)
     manifest[freq] = {
         "calendar_start": calendar.labels[0],
@@ -658,13 +650,13 @@ def write_planned(
         raise ExportError(f"{freq}: silver returned no rows for {missing[0]!r} ({len(missing)} ticker(s))")
     stats.rows = int(plan.counts.sum())
 
-    _atomic_write_text(root / "calendars" / f"{freq}.txt", "".join(label + "\n" for label in calendar.labels))
+    atomic_write(root / "calendars" / f"{freq}.txt", "".join(label + "\n" for label in calendar.labels))
     order = sorted(range(len(tickers)), key=tickers.__getitem__)
     lines = [
         f"{symbols[i]}\t{calendar.labels[int(first_pos[i])]}\t{calendar.labels[int(last_pos[i])]}\n"
         for i in order
     ]
-    _atomic_write_text(root / "instruments" / f"{instruments_name}.txt", "".join(lines))
+    atomic_write(root / "instruments" / f"{instruments_name}.txt", "".join(lines))
     manifest = read_manifest(root)
     manifest[freq] = {"calendar_start": calendar.labels[0], "fields": list(fields), "symbols": symbols_out}
     write_manifest(root, manifest)

@@ -170,8 +170,8 @@ def cleanup_command(
     allow_history_loss: bool = False,
 ) -> int:
     """Exit 0 when done (or listed), 1 when bronze sessions would be lost downstream (nothing deleted)."""
-    from loaders.ops.status import human_bytes
     from loaders.terminal import console as make_console
+    from loaders.units import human_bytes
 
     console = make_console()
     settings = load_settings()

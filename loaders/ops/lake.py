@@ -39,6 +39,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from loaders.config import Secret, Settings, _lookup
+from loaders.landing import atomic_write
 
 SCHEMA = "quantmini.lake/1"
 STATE_DIR = ".lake"
@@ -170,11 +171,8 @@ class LocalState:
             return cls()  # an unreadable cache only costs re-hashing
 
     def save(self, data_dir: Path) -> None:
-        folder = data_dir / STATE_DIR
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / "state.json.tmp"
-        tmp.write_text(json.dumps({"generation": self.generation, "base": self.base, "cache": self.cache}))
-        os.replace(tmp, folder / "state.json")
+        state = json.dumps({"generation": self.generation, "base": self.base, "cache": self.cache})
+        atomic_write(data_dir / STATE_DIR / "state.json", state, durable=False)
 
 
 def empty_dirs(data_dir: Path) -> list[str]:
@@ -290,7 +288,7 @@ class SyncResult:
 
 
 def human(n: int) -> str:
-    from loaders.ops.status import human_bytes
+    from loaders.units import human_bytes
 
     return human_bytes(n)
 

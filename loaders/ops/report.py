@@ -17,7 +17,7 @@ from loaders import calendar
 from loaders.config import Settings, load_settings
 from loaders.datasets import DATASETS, spec
 from loaders.ops.inventory import bronze_root, landing_root, parquet_files, summarize, tree_bytes
-from loaders.ops.status import human_bytes
+from loaders.units import human_bytes
 
 CELL_W, CELL_H, LABEL_W, HEADER_H = 20, 22, 130, 34
 

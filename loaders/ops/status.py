@@ -11,6 +11,7 @@ from loaders import calendar
 from loaders.config import Settings, load_settings
 from loaders.datasets import DATASETS, spec
 from loaders.ops.inventory import summarize
+from loaders.units import human_bytes
 
 
 @dataclass(frozen=True)
@@ -111,15 +112,6 @@ def collect(
             )
             bar.advance(task)
     return out
-
-
-def human_bytes(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1024 or unit == "TB":
-            return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.1f} {unit}"
-        value /= 1024
-    return f"{n} B"
 
 
 def status_command(*, show_all: bool = False, json_out: bool = False) -> int:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 from loaders.config import Settings, duckdb_config, load_settings
 from loaders.datasets import DATASETS, feeding_gold, spec
 from loaders.flatfiles import settings as ff
+from loaders.landing import atomic_write
 from loaders.ops.inventory import bronze_root, parquet_files, session_partitions
 
 # Bronze column contract of the flat-file datasets (docs/architecture.md), as pyarrow type strings.
@@ -638,10 +638,7 @@ def _save_state(settings: Settings, report: Report, names: list[str]) -> None:
         if (GOLD_HEALTH_DATASET if name == GOLD_HEALTH else name) not in bad and name in report.fingerprints:
             state[name] = report.fingerprints[name]
     path = state_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"version": STATE_VERSION, "datasets": state}))
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps({"version": STATE_VERSION, "datasets": state}), durable=False)
 
 
 def validate(

@@ -1,7 +1,7 @@
 """dlt source for Polygon's REST datasets: news, fundamentals, short data, corporate actions, reference.
 
-One resource per dataset. Each walks Polygon's `next_url` pages through `helpers.Landing` (raw pages to
-landing first, resumable) and yields typed Arrow tables (`parsing`), so dlt skips row-by-row
+One resource per dataset. Each walks Polygon's `next_url` pages through `loaders.landing.PageStore` (raw
+pages to landing first, resumable) and yields typed Arrow tables (`parsing`), so dlt skips row-by-row
 normalisation and bronze keeps list columns such as news `tickers` and `insights`. Dated datasets with a
 forward cursor (news, fundamentals, short data) declare it with `dlt.sources.incremental`; a backfill
 passes `end_value`, which dlt keeps out of state, so it never moves the forward cursor.
@@ -25,8 +25,9 @@ import dlt
 import pyarrow as pa
 from dlt.extract.resource import DltResource
 
+from loaders.landing import PageStore
 from loaders.rest import parsing, settings
-from loaders.rest.helpers import Landing, PolygonClient, RestError
+from loaders.rest.client import PolygonClient, RestError
 
 Parsed = dict[str, pa.Table]
 
@@ -77,7 +78,7 @@ def _walk(
 ) -> Iterator[Parsed]:
     """Parsed pages of one listing, landed (and resumed) under landing/rest/<dataset>/."""
     query = dict(params)
-    landing = Landing(ctx.landing_root, dataset, path, query, ctx.secret)
+    landing = PageStore(ctx.landing_root, dataset, path, query, ctx.secret)
     for page in landing.pages(ctx.client, path, query):
         ctx.page(page.resumed)
         yield parse(_results(page.data))

@@ -210,8 +210,8 @@ def run_dataset(
 
     from loaders.config import load_settings, prepare_dlt_environment
     from loaders.rest import RunContext, polygon_rest
+    from loaders.rest.client import PolygonClient, RateLimiter
     from loaders.rest.destination import bronze_merge_destination
-    from loaders.rest.helpers import PolygonClient, RateLimiter
 
     spec = settings.DATASETS[dataset]
     outcome = Outcome(dataset, spec.pipeline_name)
@@ -441,7 +441,7 @@ def ingest_command(
         console.print(f"[red]error:[/red] {exc}")
         return 2
     datasets = [dataset, *(settings.SHORT_DATA if include_short_data else ())]
-    from loaders.rest.helpers import RateLimiter
+    from loaders.rest.client import RateLimiter
 
     limiter = RateLimiter(rate_limit if rate_limit is not None else settings.DEFAULT_RATE_LIMIT)
     ledger_args = {

@@ -1,4 +1,4 @@
-"""HTTP client for Polygon's REST API and the landing store of raw pages.
+"""HTTP client for Polygon's REST API (its pages are landed by `loaders.landing.PageStore`).
 
 Why hand-written rather than dlt's `rest_api`: a single limiter must pace every thread of a run (Polygon
 counts requests per key), a 429 must pause all of them for `Retry-After`, and each page must be written
@@ -7,18 +7,13 @@ to landing before it is parsed so a killed listing resumes from disk instead of 
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import json
 import logging
-import os
 import random
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -206,146 +201,3 @@ class PolygonClient:
             raise TransientError(f"truncated or invalid JSON body ({len(body)} bytes) on {shown}") from None
         relative = self.relative(str(response.request.url))
         return Response(url=relative, body=body, data=data)
-
-
-def listing_id(path: str, params: Mapping[str, Any]) -> str:
-    """Stable name of a listing request: the same path and parameters give the same folder in landing."""
-    canonical = json.dumps([path, sorted((str(k), str(v)) for k, v in params.items())])
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temp file and rename, so a partial file never looks complete."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-COMPLETE_MARKER = "_COMPLETE"
-STALE_MARKER = "_STALE"  # an interrupted fetch whose saved cursor the server no longer accepts
-STALE_CURSOR_STATUSES = frozenset({400, 404, 410})
-
-
-def _next_url(data: Any) -> str | None:
-    """The page's `next_url` when it carries a cursor; Polygon sometimes sends a bare `...?` at the end."""
-    url = data.get("next_url") if isinstance(data, dict) else None
-    if not url or not urlsplit(str(url)).query:
-        return None
-    return str(url)
-
-
-@dataclass
-class Page:
-    """One page of a listing: the decoded JSON, where it was landed, and whether it came from disk."""
-
-    data: Any
-    path: Path
-    number: int
-    resumed: bool
-
-
-class Landing:
-    """Raw pages of one listing under `landing/rest/<dataset>/<listing id>/<fetch started UTC>/`.
-
-    Every fetched page is written (atomically) before it is parsed. A fetch folder without the
-    `_COMPLETE` marker is an interrupted listing: the next run with the same request replays its pages
-    from disk and continues from the last page's `next_url`, so a killed run neither re-downloads nor
-    skips anything. A completed listing is never replayed: the next run fetches fresh pages. Should the
-    server reject the saved cursor (expired), the fetch is marked `_STALE` and the listing starts over.
-    """
-
-    def __init__(self, root: Path, dataset: str, path: str, params: Mapping[str, Any], secret: str) -> None:
-        self.listing = listing_id(path, params)
-        self.folder = root / "rest" / dataset / self.listing
-        self._secret = secret
-        self._request = {"path": path, "params": {str(k): str(v) for k, v in params.items()}}
-
-    def _unfinished(self) -> Path | None:
-        if not self.folder.exists():
-            return None
-        fetches = sorted(p for p in self.folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-        if fetches and not any((fetches[-1] / marker).exists() for marker in (COMPLETE_MARKER, STALE_MARKER)):
-            return fetches[-1]
-        return None
-
-    def _new_fetch(self) -> Path:
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        fetch = self.folder / stamp
-        fetch.mkdir(parents=True, exist_ok=True)
-        atomic_write(self.folder / "request.json", json.dumps(self._request, indent=1).encode())
-        return fetch
-
-    def pages(self, client: PolygonClient, path: str, params: Mapping[str, Any]) -> Iterator[Page]:
-        """Pages of the listing, replaying an interrupted fetch from disk first."""
-        fetch = self._unfinished()
-        if fetch is None:
-            yield from self._fetch(client, self._new_fetch(), 0, path, params)
-            return
-        number = 0
-        next_url: str | None = path
-        next_params: Mapping[str, Any] | None = params
-        saved = sorted(fetch.glob("page-*.json"))
-        for file in saved:
-            number += 1
-            try:
-                data = json.loads(file.read_bytes())
-            except ValueError as exc:
-                raise RestError(f"landed page {file} is not valid JSON: {exc}") from None
-            yield Page(data=data, path=file, number=number, resumed=True)
-            next_url = _next_url(data)
-            next_params = None
-        if saved and not next_url:
-            atomic_write(fetch / COMPLETE_MARKER, b"")
-            return
-        log.info("resuming listing %s after %d landed pages", self.listing, len(saved))
-        try:
-            yield from self._fetch(client, fetch, number, next_url, next_params)
-        except RestError as exc:
-            if (
-                not saved
-                or exc.status not in STALE_CURSOR_STATUSES
-                or fetch.joinpath(COMPLETE_MARKER).exists()
-            ):
-                raise
-            # The server no longer accepts the saved cursor: start the listing over (rows already
-            # yielded come again and are merged by key, so nothing is duplicated).
-            log.warning(
-                "saved cursor of listing %s rejected (HTTP %s); fetching it again", self.listing, exc.status
-            )
-            atomic_write(fetch / STALE_MARKER, b"")
-            yield from self._fetch(client, self._new_fetch(), 0, path, params)
-
-    def _fetch(
-        self,
-        client: PolygonClient,
-        fetch: Path,
-        number: int,
-        next_url: str | None,
-        next_params: Mapping[str, Any] | None,
-    ) -> Iterator[Page]:
-        """Request pages from `next_url` on, landing each before yielding it; mark the fetch complete."""
-        seen: set[str] = set()
-        while next_url:
-            relative = client.relative(next_url)
-            if next_params is None and ("?" not in relative or relative in seen):
-                break  # a next_url without a cursor (or one already followed) ends the listing
-            seen.add(relative)
-            response = client.get(relative, next_params)
-            number += 1
-            file = fetch / f"page-{number:06d}.json"
-            body = response.body
-            if self._secret and self._secret.encode() in body:
-                body = body.replace(self._secret.encode(), b"***")
-            atomic_write(file, body)
-            yield Page(data=response.data, path=file, number=number, resumed=False)
-            next_url = _next_url(response.data)
-            next_params = None
-        atomic_write(fetch / COMPLETE_MARKER, b"")

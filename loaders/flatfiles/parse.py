@@ -1,4 +1,5 @@
-"""Streaming CSV parsing of landing files with validation (S3 and landing live in `loaders.flatfiles.s3`).
+"""Streaming CSV parsing of landing files with validation (S3 lives in `loaders.flatfiles.s3`, the landing
+layout in `loaders.landing`).
 
 Parsing streams bounded batches and rejects a file at its first malformed row with an error naming file,
 line and field.
@@ -524,11 +525,3 @@ def prefetch(items: Iterable[T], depth: int = 1) -> Iterator[T]:
                 slots.get_nowait()
             except queue.Empty:
                 worker.join(timeout=0.05)
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"

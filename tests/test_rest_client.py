@@ -9,9 +9,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from loaders.rest import helpers
+from loaders import pacing
+from loaders.landing import PageStore
+from loaders.pacing import RateLimiter
+from loaders.rest.client import PolygonClient, RestError
 from loaders.rest.commands import UsageError, read_tickers_file
-from loaders.rest.helpers import Landing, PolygonClient, RateLimiter, RestError
 
 KEY = "s3cr3t-key-value"
 
@@ -46,10 +48,10 @@ def test_retry_after_pauses_every_later_request() -> None:
     assert limiter.acquire() == first  # unlimited: no spacing
     limiter.pause(7.0)
     assert limiter.acquire() - first == pytest.approx(7.0)
-    assert helpers.parse_retry_after("3") == 3.0
+    assert pacing.parse_retry_after("3") == 3.0
     now = dt.datetime(2025, 1, 2, 12, 0, tzinfo=dt.UTC)
-    assert helpers.parse_retry_after("Thu, 02 Jan 2025 12:00:05 GMT", now=now) == pytest.approx(5.0)
-    assert helpers.parse_retry_after(None) == 1.0
+    assert pacing.parse_retry_after("Thu, 02 Jan 2025 12:00:05 GMT", now=now) == pytest.approx(5.0)
+    assert pacing.parse_retry_after(None) == 1.0
     with pytest.raises(ValueError, match="--rate-limit"):
         RateLimiter(0)
 
@@ -127,25 +129,25 @@ def test_landing_pages_resume_an_interrupted_listing(tmp_path: Path) -> None:
         return httpx.Response(200, json=pages[request.url.params.get("cursor")])
 
     client = _client(handler)
-    landing = Landing(tmp_path, "demo", "/x", {"limit": 1}, KEY)
+    landing = PageStore(tmp_path, "demo", "/x", {"limit": 1}, KEY)
     first = landing.pages(client, "/x", {"limit": 1})
     assert [next(first).data["results"] for _ in range(2)] == [[1], [2]]
     first.close()  # the run dies after two pages
     assert client.requests == 2
-    resumed = list(Landing(tmp_path, "demo", "/x", {"limit": 1}, KEY).pages(client, "/x", {"limit": 1}))
+    resumed = list(PageStore(tmp_path, "demo", "/x", {"limit": 1}, KEY).pages(client, "/x", {"limit": 1}))
     assert [p.data["results"] for p in resumed] == [[1], [2], [3]]
     assert [p.resumed for p in resumed] == [True, True, False]
     assert client.requests == 3  # only the missing page was fetched; the bare `?` next_url ended it
     files = sorted(p.name for p in landing.folder.rglob("*") if p.is_file())
     assert files == ["_COMPLETE", "page-000001.json", "page-000002.json", "page-000003.json", "request.json"]
-    again = list(Landing(tmp_path, "demo", "/x", {"limit": 1}, KEY).pages(client, "/x", {"limit": 1}))
+    again = list(PageStore(tmp_path, "demo", "/x", {"limit": 1}, KEY).pages(client, "/x", {"limit": 1}))
     assert not any(p.resumed for p in again) and client.requests == 6  # a complete listing is fetched afresh
 
 
 def test_landing_never_holds_the_key(tmp_path: Path) -> None:
     body = {"results": [], "echo": f"https://api.example.test/x?apiKey={KEY}"}
     client = _client(lambda request: httpx.Response(200, json=body))
-    list(Landing(tmp_path, "demo", "/x", {}, KEY).pages(client, "/x", {}))
+    list(PageStore(tmp_path, "demo", "/x", {}, KEY).pages(client, "/x", {}))
     for file in tmp_path.rglob("*"):
         assert KEY not in str(file)
         if file.is_file():
@@ -179,16 +181,16 @@ def test_a_rejected_saved_cursor_restarts_the_listing(tmp_path: Path) -> None:
         return httpx.Response(200, json=pages[cursor])
 
     client = _client(handler)
-    first = Landing(tmp_path, "demo", "/x", {}, KEY).pages(client, "/x", {})
+    first = PageStore(tmp_path, "demo", "/x", {}, KEY).pages(client, "/x", {})
     next(first)
     first.close()
     expired["value"] = True
     # The saved cursor is rejected: that fetch is marked stale and the listing starts over (and fails
     # again here, since every cursor is rejected for now).
     with pytest.raises(RestError):
-        list(Landing(tmp_path, "demo", "/x", {}, KEY).pages(client, "/x", {}))
+        list(PageStore(tmp_path, "demo", "/x", {}, KEY).pages(client, "/x", {}))
     expired["value"] = False
-    landing = Landing(tmp_path, "demo", "/x", {}, KEY)
+    landing = PageStore(tmp_path, "demo", "/x", {}, KEY)
     assert [p.data["results"] for p in landing.pages(client, "/x", {})] == [[1], [2]]
     markers = sorted(p.relative_to(landing.folder).parts[-1] for p in landing.folder.rglob("_*"))
     assert markers == ["_COMPLETE", "_STALE"]
