@@ -14,6 +14,7 @@ import datetime as dt
 import logging
 import os
 import shutil
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,6 +26,7 @@ from loaders import bronze, runs
 from loaders.calendar import next_session, previous_session, session_bounds, sessions, write_sessions_file
 from loaders.config import Settings, load_settings, prepare_dlt_environment, read_setting
 from loaders.dates import range_error
+from loaders.flatfiles import FileOutcome, Outcomes
 from loaders.flatfiles import settings as ff
 from loaders.flatfiles.parse import session_from_key
 from loaders.flatfiles.s3 import (
@@ -46,6 +48,7 @@ from loaders.flatfiles.s3 import (
 )
 from loaders.landing import forget_landed
 from loaders.locks import DatasetBusy, dataset_lock
+from loaders.progress import IngestProgress
 from loaders.units import human_bytes
 
 log = logging.getLogger(__name__)
@@ -495,8 +498,9 @@ def _ingest_locked(
 ) -> int:
     from dlt.pipeline.exceptions import PipelineStepFailed
 
-    from loaders.flatfiles import Outcomes, loaded_files
+    from loaders.flatfiles import loaded_files
 
+    started = time.monotonic()
     mode = "incremental" if incremental else "full"
     run = runs.start_run(
         settings.runs_dir,
@@ -581,7 +585,10 @@ def _ingest_locked(
         incremental=incremental,
     )
 
-    outcomes = Outcomes()
+    progress = IngestProgress(
+        console, ds.name, files=len(todo.to_load), size=sum(r.size for r in todo.to_load)
+    )
+    outcomes = _CountedOutcomes(progress)
     stats = {"downloaded": 0, "bytes": 0}
     load_error = ""
     commits: list[bronze.CommitResult] = []
@@ -597,7 +604,11 @@ def _ingest_locked(
             stats=stats,
             guard=guard,
         )
-        commits, load_error = load_files(pipeline, ds, settings, files, outcomes)
+        with progress:
+            sizes = {r.key: r.size for r in todo.to_load}
+            commits, load_error = load_files(
+                pipeline, ds, settings, _counted(files, progress, sizes), outcomes
+            )
     committed = {r.partition.split("=", 1)[1]: r for r in commits if r.committed}
 
     rows_out: list[tuple[str, str, str, str, str]] = []
@@ -655,18 +666,46 @@ def _ingest_locked(
         }
     if throttle.throttled:
         run.notes["throttled"] = throttle.throttled
+    seconds = time.monotonic() - started
+    summary = (ds, run, rows_out, stats, incremental, not_published, pub, throttle, seconds)
     if guard.stopped is not None:
         run.notes["not_attempted"] = not_attempted
-        _print_summary(console, ds, run, rows_out, stats, incremental, not_published, pub, throttle)
+        _print_summary(console, *summary)
         return _stopped(console, run, guard.stopped, settings)
     record = run.finish(error=load_error or None)
-    _print_summary(console, ds, run, rows_out, stats, incremental, not_published, pub, throttle, record)
+    _print_summary(console, *summary, record)
     return EXIT_FAILED if record["status"] == "failed" else EXIT_OK
+
+
+class _CountedOutcomes(Outcomes):
+    """The resource's per-file outcomes, each parsed file's rows also counted into the live progress."""
+
+    def __init__(self, progress: IngestProgress) -> None:
+        super().__init__()
+        self.progress = progress
+
+    def add(self, outcome: FileOutcome) -> None:
+        super().add(outcome)
+        if outcome.status == "parsed":
+            self.progress.advance(rows=outcome.rows)
+
+
+def _counted(files: Iterable[Any], progress: IngestProgress, sizes: dict[str, int]) -> Iterator[Any]:
+    """The landed (or failed) files as the resource takes them, each counted as done in the progress."""
+    for item in files:
+        progress.advance(files=1, size=sizes.get(item.key, 0))
+        yield item
+    progress.set_phase("loading into bronze")
+
+
+#: failed sessions listed one per line in the summary; the rest are counted (the ledger has them all)
+SHOWN_FAILURES = 25
+FAILED_RESULTS = ("failed", "rejected")
 
 
 def _print_summary(
     console: Any,
-    ds: ff.Dataset,
+    ds: ff.FlatFileDataset,
     run: runs.Run,
     rows: list[tuple[str, str, str, str, str]],
     stats: dict[str, int],
@@ -674,41 +713,57 @@ def _print_summary(
     not_published: list[str],
     pub: Publication,
     throttle: Throttle,
+    seconds: float,
     record: dict[str, Any] | None = None,
 ) -> None:
+    """A few lines whatever the range: the counts, rows, bytes and time, then only what went wrong.
+
+    Loaded and skipped sessions are counted, not listed; pending and not-published ones are counted with
+    their span; failed and rejected ones are listed with their error (up to `SHOWN_FAILURES`)."""
     from collections import Counter
 
-    from rich.table import Table
+    from rich.markup import escape
 
-    table = Table(
-        title=f"{ds.name} ({'incremental' if incremental else 'full'}) -> pipeline {ds.pipeline_name}"
-    )
-    for column in ("session", "result", "rows", "note", "error"):
-        table.add_column(column, overflow="fold")
-    styles = {
-        "loaded": "green",
-        "skipped": "dim",
-        "failed": "red",
-        "rejected": "red",
-        runs.PENDING: "yellow",
-        "not attempted": "yellow",
-    }
-    skipped = [r for r in rows if r[1] == "skipped"]
-    shown = [r for r in rows if r[1] != "skipped"] if len(rows) > 40 else rows
-    for session, result, n, note, error in shown:
-        table.add_row(session, f"[{styles.get(result, '')}]{result}", n, note, error[:300])
-    if len(shown) < len(rows):
-        table.add_row(f"{len(skipped)} more", "skipped", "", "up to date", "")
-    if rows:
-        console.print(table)
-    counts = Counter(i["status"] for i in run.items)
-    if not_published:
-        counts[NOT_PUBLISHED] = len(not_published)
-    text = ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "nothing to do"
+    counts = Counter(r[1] for r in rows)
+    dates = sorted([r[0] for r in rows] + not_published)
+    span = f" {dates[0]}..{dates[-1]}" if dates else ""
+    loaded_rows = sum(int(i.get("rows") or 0) for i in run.items if i["status"] == "loaded")
+    mode = "incremental" if incremental else "full"
     console.print(
-        f"{ds.name}: {text}; downloaded {stats['downloaded']} file(s), {human_bytes(stats['bytes'])}"
+        f"[bold]{ds.name}[/bold] ({mode}, pipeline {ds.pipeline_name}): {len(dates)} session(s){span} "
+        f"in {seconds:.1f}s"
+    )
+    parts = [
+        f"[green]loaded {counts['loaded']}[/green]",
+        f"skipped {counts['skipped']}",
+        f"not published {len(not_published)}",
+        f"[yellow]pending {counts[runs.PENDING]}[/yellow]" if counts[runs.PENDING] else "pending 0",
+        f"[red]failed {counts['failed']}[/red]" if counts["failed"] else "failed 0",
+    ]
+    if counts["rejected"]:
+        parts.append(f"[red]rejected {counts['rejected']}[/red]")
+    if counts["not attempted"]:
+        parts.append(f"[yellow]not attempted {counts['not attempted']}[/yellow]")
+    console.print(
+        f"{ds.name}: {', '.join(parts)}; {loaded_rows:,} rows; downloaded {stats['downloaded']} file(s), "
+        f"{human_bytes(stats['bytes'])}"
         + (f"; run {record['run_id']} recorded in the ledger" if record else "")
     )
+    failures = [r for r in rows if r[1] in FAILED_RESULTS]
+    if failures:
+        console.print(f"[red]{ds.name}: {len(failures)} session(s) failed:[/red]")
+        for session, result, _, _, error in failures[:SHOWN_FAILURES]:
+            console.print(f"  {session} [red]{result}[/red]: {escape(error[:300])}")
+        if len(failures) > SHOWN_FAILURES:
+            console.print(
+                f"  ... and {len(failures) - SHOWN_FAILURES} more (`quantmini retry-failed --dry-run` lists them)"
+            )
+    pending = [r for r in rows if r[1] == runs.PENDING]
+    if pending:
+        console.print(
+            f"{ds.name}: {len(pending)} session(s) pending ({pending[0][0]}..{pending[-1][0]}): "
+            f"{pending[0][3]}; the next run asks again"
+        )
     if not_published:
         console.print(
             f"{ds.name}: {len(not_published)} session(s) not published ({not_published[0]}..{not_published[-1]}): "

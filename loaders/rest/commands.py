@@ -200,11 +200,13 @@ def run_dataset(
     backfill_years: int | None = None,
     limiter: Any = None,
     ledger_args: dict[str, Any] | None = None,
+    progress: Any = None,
 ) -> Outcome:
     """Load one REST dataset into bronze through its own dlt pipeline.
 
     With `ledger_args` the run is announced in the run ledger as soon as it holds the dataset's lock (and
-    recorded by `_record` when it ends), so a run killed half-way shows as interrupted.
+    recorded by `_record` when it ends), so a run killed half-way shows as interrupted. `progress` (a
+    `loaders.progress.IngestProgress`) is fed the run's pages, requests and rows while it runs.
     """
     import dlt
 
@@ -274,6 +276,13 @@ def run_dataset(
             ),
             bronze_dir=cfg.bronze_dir if dataset == "options_contracts" else None,
         )
+        if progress is not None:
+            run_ctx, run_client = ctx, client
+            progress.poll = lambda: {
+                "rows": sum(run_ctx.rows.values()),
+                "pages": run_ctx.pages,
+                "requests": run_client.requests,
+            }
         cursor = None
         outcome.mode = "reference"
         if spec.cursor is not None:
@@ -451,21 +460,27 @@ def ingest_command(
         "tickers_file": str(tickers_file) if tickers_file else None,
         "backfill_years": backfill_years,
     }
-    outcomes = [
-        run_dataset(
-            name,
-            start,
-            end,
-            incremental=incremental,
-            max_concurrent=max_concurrent,
-            rate_limit=rate_limit,
-            tickers=tickers,
-            backfill_years=backfill_years,
-            limiter=limiter,
-            ledger_args=ledger_args,
-        )
-        for name in datasets
-    ]
+    from loaders.progress import IngestProgress
+    from loaders.terminal import console as make_console
+
+    outcomes = []
+    for name in datasets:
+        with IngestProgress(make_console(stderr=True), name) as progress:
+            outcomes.append(
+                run_dataset(
+                    name,
+                    start,
+                    end,
+                    incremental=incremental,
+                    max_concurrent=max_concurrent,
+                    rate_limit=rate_limit,
+                    tickers=tickers,
+                    backfill_years=backfill_years,
+                    limiter=limiter,
+                    ledger_args=ledger_args,
+                    progress=progress,
+                )
+            )
     console.print(_summary(outcomes))
     for o in outcomes:
         if not o.ok:
