@@ -118,7 +118,7 @@ def install(phase: str, after: int) -> None:
     from dlt.common.storages.load_storage import LoadStorage
     from dlt.extract.storage import ExtractStorage
 
-    from loaders import bronze
+    from loaders.bronze import partitions, staging
 
     if phase == "parse":
         _patch_parse(after)
@@ -133,8 +133,8 @@ def install(phase: str, after: int) -> None:
     elif phase == "normalize-commit":
         _after(LoadStorage, "commit_new_load_package", after)
     elif phase == "load-job":
-        _after(bronze, "stage_file", after)
-        _after(bronze, "merge_partitions", after)
+        _after(staging, "stage_file", after)
+        _after(partitions, "merge_partitions", after)
     elif phase == "load-complete":
         _after(LoadStorage, "complete_load_package", after)
     elif phase == "swap":

@@ -372,11 +372,11 @@ def _count_calls(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> lis
 def test_small_files_share_dlt_jobs_and_land_one_file_per_session(
     sandbox: Any, sandbox_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from loaders import bronze
+    from loaders.bronze import staging
 
     data = _data(sandbox_env)
-    staged = _count_calls(monkeypatch, bronze, "stage_file")
-    manifests = _count_calls(monkeypatch, bronze, "stage_manifest")
+    staged = _count_calls(monkeypatch, staging, "stage_file")
+    manifests = _count_calls(monkeypatch, staging, "stage_manifest")
     assert _ingest("stocks_daily", DAYS[0], DAYS[-1]) == 0
     assert (len(staged), len(manifests)) == (1, 1)  # six sessions, one data job and one manifest job
     files = sorted((data / "bronze" / "stocks_daily").glob("*/*.parquet"))
@@ -401,11 +401,11 @@ def test_small_files_share_dlt_jobs_and_land_one_file_per_session(
 def test_rejected_small_file_never_reaches_dlt_and_its_group_still_loads(
     sandbox: Any, sandbox_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from loaders import bronze
+    from loaders.bronze import staging
 
     data = _data(sandbox_env)
     ds = DATASETS["stocks_daily"]
-    staged = _count_calls(monkeypatch, bronze, "stage_file")
+    staged = _count_calls(monkeypatch, staging, "stage_file")
     files = []
     for day in DAYS[:3]:
         path = data / f"{day}.csv.gz"
@@ -433,7 +433,7 @@ def test_rejected_small_file_never_reaches_dlt_and_its_group_still_loads(
 
 _KILLER = """
 import os, sys
-import loaders.bronze as bronze
+import loaders.bronze.staging as staging
 import loaders.flatfiles as source
 import loaders.flatfiles.settings as ff
 point, after, layout = sys.argv[1], int(sys.argv[2]), sys.argv[5]
@@ -459,9 +459,9 @@ if point == "extract":
             yield table
     source.read_flatfile = reader
 elif point == "load":
-    bronze.stage_file = kill_after(bronze.stage_file)
+    staging.stage_file = kill_after(staging.stage_file)
 else:
-    bronze.swap_in = kill_after(bronze.swap_in)
+    staging.swap_in = kill_after(staging.swap_in)
 from loaders.flatfiles.commands import ingest_command
 import datetime as dt
 sys.exit(ingest_command("stocks_minute", dt.date.fromisoformat(sys.argv[3]), dt.date.fromisoformat(sys.argv[4]), incremental=True, max_concurrent=2))

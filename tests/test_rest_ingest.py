@@ -373,17 +373,17 @@ def test_news_and_reference_data_load_from_the_shared_sandbox(
 def test_a_load_that_bronze_rejects_fails_once_and_does_not_block_later_runs(
     server: Server, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from loaders import bronze
+    from loaders.bronze import partitions
 
-    real_merge = bronze.merge_partitions
+    real_merge = partitions.merge_partitions
 
     def reject(*args: Any, **kwargs: Any) -> dict[str, int]:
         raise ValueError("partition column 'execution_date' has 1 null value(s)")
 
-    monkeypatch.setattr(bronze, "merge_partitions", reject)
+    monkeypatch.setattr(partitions, "merge_partitions", reject)
     failed = commands.run_dataset("splits", START, None)
     assert not failed.ok and "splits.splits" in (failed.error or "") and "null value" in (failed.error or "")
-    monkeypatch.setattr(bronze, "merge_partitions", real_merge)
+    monkeypatch.setattr(partitions, "merge_partitions", real_merge)
     ingest("splits", START)
     assert rows(data_dir, "splits", "count(*)")[0][0] > 0
 

@@ -28,7 +28,6 @@ from loaders.config import Settings, load_settings, prepare_dlt_environment, rea
 from loaders.dates import range_error
 from loaders.flatfiles import FileOutcome, Outcomes
 from loaders.flatfiles import settings as ff
-from loaders.flatfiles.parse import session_from_key
 from loaders.flatfiles.s3 import (
     EXIT_CONFIG,
     EXIT_DENIED,
@@ -91,14 +90,9 @@ def make_pipeline(dataset: ff.Dataset, settings: Settings) -> Any:
 
     prepare_dlt_environment(settings)
     _pipeline_env(dataset.pipeline_name)
-    destination = bronze.bronze_destination(
-        settings.bronze_dir,
-        dataset.name,
-        data_table=dataset.name,
-        manifest_table=dataset.manifest_table,
-        partition_column=ff.PARTITION_COLUMN,
-        partition_of=session_from_key,
-    )
+    from loaders.bronze.destinations import flatfiles_destination
+
+    destination = flatfiles_destination(settings.bronze_dir, dataset.name)
     return dlt.pipeline(
         pipeline_name=dataset.pipeline_name,
         pipelines_dir=str(settings.pipelines_dir / "pipelines"),
@@ -122,7 +116,7 @@ def recover(pipeline: Any, dataset: ff.Dataset, settings: Settings) -> list[bron
 
     report = recover_packages(pipeline)
     for load_id in report.aborted:
-        shutil.rmtree(bronze._load_dir(settings.bronze_dir, dataset.name, load_id), ignore_errors=True)
+        shutil.rmtree(bronze.staged_load_dir(settings.bronze_dir, dataset.name, load_id), ignore_errors=True)
     return bronze.commit_staged(
         settings.bronze_dir,
         dataset.name,

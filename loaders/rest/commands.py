@@ -210,10 +210,10 @@ def run_dataset(
     """
     import dlt
 
+    from loaders.bronze.destinations import rest_destination
     from loaders.config import load_settings, prepare_dlt_environment
     from loaders.rest import RunContext, polygon_rest
     from loaders.rest.client import PolygonClient, RateLimiter
-    from loaders.rest.destination import bronze_merge_destination
 
     spec = settings.DATASETS[dataset]
     outcome = Outcome(dataset, spec.pipeline_name)
@@ -251,7 +251,7 @@ def run_dataset(
         )
         pipeline = dlt.pipeline(
             pipeline_name=spec.pipeline_name,
-            destination=bronze_merge_destination(cfg.bronze_dir, spec),
+            destination=rest_destination(cfg.bronze_dir, dataset),
             dataset_name=dataset,
             pipelines_dir=str(cfg.pipelines_dir / "pipelines"),
         )
@@ -335,9 +335,8 @@ def _recover(pipeline: Any, spec: settings.Dataset, bronze_root: Path) -> str:
     """
     from loaders import bronze
     from loaders.recovery import recover_packages
-    from loaders.rest.destination import table_dir
 
-    repaired = sum(len(bronze.repair_swaps(bronze_root, table_dir(spec, t))) for t in spec.tables)
+    repaired = sum(len(bronze.repair_swaps(bronze_root, spec.table_dir(t))) for t in spec.tables)
     report = recover_packages(pipeline)
     notes = [f"{repaired} interrupted bronze write(s) finished"] if repaired else []
     if report.acted:

@@ -1,14 +1,12 @@
-"""Bronze writer: Hive-partitioned Parquet (ZSTD) where every partition is replaced as a whole.
+"""Bronze partitions: folder names, the crash-proof swap, and the writers of tables that fit in memory.
 
 A partition is written into a staging folder beside bronze, then swapped in with two renames, so a reader
 globbing `bronze/<dataset>/*/*.parquet` sees the old version or the new one, never both. Staging and
 trash live under `bronze/.staging/` and `bronze/.trash/` (same filesystem, hidden from dataset globs).
 
-Two entry points for tables that fit in memory (REST datasets): `replace_partitions` and the keyed
-`merge_partitions`. Flat files, which are larger than memory, go through the dlt destination made by
-`bronze_destination`: dlt's extract writes each Arrow batch once as Parquet, the destination hard-links
-that file into a per-load staging folder (or splits a file gathering several small sessions), and
-`commit_staged` swaps complete sessions in afterwards.
+Two writers for tables that fit in memory (REST datasets): `replace_partitions` and the keyed
+`merge_partitions`. Flat files, which are larger than memory, are staged per dlt load and committed by
+`loaders.bronze.staging`.
 """
 
 from __future__ import annotations
@@ -19,9 +17,7 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +26,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from loaders.landing import atomic_write
+
 log = logging.getLogger(__name__)
 
 COMPRESSION = "zstd"
 ROW_GROUP_ROWS = 1 << 20
 STAGING = ".staging"
 TRASH = ".trash"
-MANIFEST_DIR = "_manifest"
-SPLIT_WRITERS = 2
 _KEY_SEP = "\x1f"
 
 
@@ -94,7 +90,7 @@ def partition_column_value(root: Path | str, dataset: str, partition: str, colum
 # --------------------------------------------------------------------------------------------------- swap
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
+def link_or_copy(src: Path, dst: Path) -> None:
     """Place `src` at `dst` atomically; a hard link costs no write when both are on one filesystem."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:8]}.tmp")
@@ -127,13 +123,7 @@ def _swap_planned(root: Path, dataset: str, token: str, swaps: list[str], remova
     """Commit the plan of one write (atomically), then carry it out."""
     staging = root / STAGING / dataset / token
     staging.mkdir(parents=True, exist_ok=True)
-    plan = staging / SWAP_PLAN
-    tmp = plan.with_name(f".{plan.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump({"swaps": swaps, "removals": removals}, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, plan)
+    atomic_write(staging / SWAP_PLAN, json.dumps({"swaps": swaps, "removals": removals}))
     _carry_out(root, dataset, token, swaps, removals)
 
 
@@ -162,7 +152,7 @@ def repair_swaps(root: Path | str, dataset: str) -> list[str]:
     Run before every write of the dataset (under its ingest lock). A kill between the two renames of a swap
     leaves the old partition in trash and the new one (old rows + new rows) in staging: the swap is
     finished, so no row is lost. Returns the tokens it finished. Staging of dlt loads (`load-<id>`, the
-    flat-file path) is left to `commit_staged`.
+    flat-file path) is left to `loaders.bronze.staging.commit_staged`.
     """
     root = Path(root)
     finished: list[str] = []
@@ -196,7 +186,7 @@ def _is_token(name: str) -> bool:
     return len(head) == 15 and head[8] == "T" and len(tail) == 8
 
 
-def _write_parquet(table: pa.Table, path: Path) -> None:
+def write_parquet(table: pa.Table, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, path, compression=COMPRESSION, row_group_size=ROW_GROUP_ROWS)
 
@@ -238,7 +228,7 @@ def replace_partitions(
     try:
         groups = _group_by_partition(table, partition_column)
         for name, rows in groups.items():
-            _write_parquet(rows, staging / name / f"{file_prefix}-0.parquet")
+            write_parquet(rows, staging / name / f"{file_prefix}-0.parquet")
             written[name] = rows.num_rows
         _swap_planned(root, dataset, token, sorted(groups), [])
     finally:
@@ -396,7 +386,7 @@ def merge_partitions(
                 removed.append(name)
                 written[name] = 0
                 continue
-            _write_parquet(merged, staging / name / f"{file_prefix}-0.parquet")
+            write_parquet(merged, staging / name / f"{file_prefix}-0.parquet")
             written[name] = merged.num_rows
         _swap_planned(root, dataset, token, sorted(set(written) - set(removed)), removed)
     finally:
@@ -428,231 +418,3 @@ def _same_rows(
     return all(
         old_sorted.column(c).combine_chunks().equals(new_sorted.column(c).combine_chunks()) for c in columns
     )
-
-
-# --------------------------------------------------------------------------------------------------- dlt destination
-
-
-@dataclass(frozen=True)
-class CommitResult:
-    load_id: str
-    partition: str
-    rows: int
-    committed: bool
-    reason: str = ""
-
-
-def _load_dir(root: Path, dataset: str, load_id: str) -> Path:
-    return root / STAGING / dataset / f"load-{load_id}"
-
-
-def _job_file_id(path: str) -> str:
-    """`<table>.<file_id>.<retry>.parquet` -> file_id (unique within the load)."""
-    parts = os.path.basename(path).split(".")
-    return parts[-3] if len(parts) >= 4 else uuid.uuid4().hex[:10]
-
-
-def _constant_stat(meta: pq.FileMetaData, column: str) -> tuple[str | None, bool]:
-    """(value, is_constant) of a string column from row-group statistics."""
-    names = [meta.schema.column(i).name for i in range(meta.num_columns)]
-    if column not in names or meta.num_row_groups == 0:
-        return None, False
-    index = names.index(column)
-    lo = hi = None
-    for rg in range(meta.num_row_groups):
-        stats = meta.row_group(rg).column(index).statistics
-        if stats is None or not stats.has_min_max:
-            return None, False
-        rmin, rmax = stats.min, stats.max
-        rmin = rmin.decode() if isinstance(rmin, bytes) else str(rmin)
-        rmax = rmax.decode() if isinstance(rmax, bytes) else str(rmax)
-        lo = rmin if lo is None else min(lo, rmin)
-        hi = rmax if hi is None else max(hi, rmax)
-    return lo, lo == hi
-
-
-def stage_file(
-    root: Path,
-    dataset: str,
-    path: str,
-    *,
-    partition_column: str,
-    partition_of: Callable[[str], Any],
-    source_column: str = "_source_key",
-    load_column: str = "_dlt_load_id",
-) -> list[Path]:
-    """Put one dlt job file into its load's staging folder, under the partition its source key maps to.
-
-    A file holding one source key (a batch of a large file) is hard-linked: no Parquet rewrite. A file
-    gathering several small source files is split, one small Parquet file per key. Re-staging the same job (a retried or resumed load) overwrites the same names.
-    """
-    meta = pq.read_metadata(path)
-    load_id, _ = _constant_stat(meta, load_column)
-    if load_id is None:
-        load_id = str(pq.read_table(path, columns=[load_column]).column(0)[0].as_py())
-    load_dir = _load_dir(root, dataset, load_id)
-    file_id = _job_file_id(path)
-    key, constant = _constant_stat(meta, source_column)
-    if constant and key is not None:
-        target = (
-            load_dir / partition_name(partition_column, partition_of(key)) / f"{load_id}-{file_id}.parquet"
-        )
-        _link_or_copy(Path(path), target)
-        return [target]
-    pieces = split_by_column(pq.read_table(path), source_column)
-    out = [
-        load_dir / partition_name(partition_column, partition_of(value)) / f"{load_id}-{file_id}-{n}.parquet"
-        for n, (value, _) in enumerate(pieces)
-    ]
-
-    def write(target: Path, rows: pa.Table) -> None:
-        tmp = target.with_name(f".{target.name}.tmp")
-        _write_parquet(rows, tmp)
-        os.replace(tmp, target)
-
-    # hundreds of tiny files: most of each write is folder and file creation, which two threads overlap
-    with ThreadPoolExecutor(max_workers=SPLIT_WRITERS, thread_name_prefix="bronze-split") as pool:
-        list(pool.map(write, out, [rows for _, rows in pieces]))
-    return out
-
-
-def _compact_dictionaries(table: pa.Table) -> pa.Table:
-    """Re-encode dictionary columns so each keeps only its own values (a slice keeps the whole dictionary)."""
-    for i, column_type in enumerate(table.schema.types):
-        if pa.types.is_dictionary(column_type):
-            plain = table.column(i).cast(column_type.value_type)
-            encoded = pc.dictionary_encode(plain.combine_chunks()).cast(column_type)
-            table = table.set_column(i, table.schema.field(i), encoded)
-    return table
-
-
-def split_by_column(table: pa.Table, column: str) -> list[tuple[str, pa.Table]]:
-    """(value, rows) per distinct value of a string column, sorted by value, each value's rows in file order.
-
-    Linear in the rows: rows of one source file are contiguous in the files we write, so the table is cut
-    at the points where the value changes (a value met in several runs gets its runs concatenated).
-    """
-    keys = table.column(column)
-    if pa.types.is_dictionary(keys.type):
-        keys = keys.cast(keys.type.value_type)
-    keys = keys.combine_chunks()
-    if keys.null_count:
-        raise ValueError(f"column {column!r} has {keys.null_count} null value(s)")
-    n = len(keys)
-    if n == 0:
-        return []
-    changes = pc.indices_nonzero(pc.not_equal(keys.slice(1), keys.slice(0, n - 1))).to_pylist()
-    starts = [0, *(i + 1 for i in changes)]
-    runs: dict[str, list[pa.Table]] = {}
-    for start, stop in zip(starts, [*starts[1:], n], strict=True):
-        runs.setdefault(keys[start].as_py(), []).append(table.slice(start, stop - start))
-    return [(value, _compact_dictionaries(pa.concat_tables(runs[value]))) for value in sorted(runs)]
-
-
-def stage_manifest(root: Path, dataset: str, path: str, load_column: str = "load_id") -> Path:
-    """Keep a manifest job file (one row per fully parsed source file) beside the load's staged data."""
-    values = pq.read_table(path, columns=[load_column]).column(0)
-    load_id = str(values[0].as_py())
-    target = _load_dir(root, dataset, load_id) / MANIFEST_DIR / f"{_job_file_id(path)}.parquet"
-    _link_or_copy(Path(path), target)
-    return target
-
-
-def bronze_destination(
-    root: Path | str,
-    dataset: str,
-    *,
-    data_table: str,
-    manifest_table: str,
-    partition_column: str,
-    partition_of: Callable[[str], Any],
-) -> Any:
-    """A dlt custom destination (`batch_size=0`: it receives file paths) that stages files for `commit_staged`."""
-    from dlt.destinations import destination as custom_destination
-
-    root = Path(root)
-
-    def bronze(items: Any, table: Any) -> None:
-        name = table["name"]
-        if name == manifest_table:
-            stage_manifest(root, dataset, items)
-        elif name == data_table:
-            stage_file(root, dataset, items, partition_column=partition_column, partition_of=partition_of)
-        else:
-            log.debug("bronze destination ignores table %s", name)
-
-    # The stock factory class (not a synthesised subclass) keeps the pipeline's destination type importable,
-    # so `dlt pipeline <name> info` works from another process.
-    return custom_destination(
-        destination_callable=bronze,
-        destination_name="bronze",
-        loader_file_format="parquet",
-        batch_size=0,
-        naming_convention="direct",
-        # dlt tables (the pipeline state) reach the callable, which ignores them: a skipped job would leave
-        # dlt's load loop waiting a full second for a completion signal that never comes
-        skip_dlt_columns_and_tables=False,
-        # One job at a time: dlt commits the shared load-package state after every custom-destination job,
-        # and two threads doing that at once corrupt it (seen as a segfault in orjson under load). Staging is
-        # a hard link per file, so parallel jobs would buy nothing anyway.
-        max_parallel_load_jobs=1,
-        loader_parallelism_strategy="sequential",
-    )
-
-
-def staged_load_ids(root: Path | str, dataset: str) -> list[str]:
-    base = Path(root) / STAGING / dataset
-    if not base.is_dir():
-        return []
-    return sorted(p.name[len("load-") :] for p in base.iterdir() if p.name.startswith("load-"))
-
-
-def commit_staged(
-    root: Path | str,
-    dataset: str,
-    *,
-    partition_column: str,
-    exclude: Iterable[str] = (),
-    manifest_partition: str = "session_date",
-    manifest_rows: str = "rows",
-) -> list[CommitResult]:
-    """Swap every staged partition whose row count matches its manifest row into bronze; drop the rest.
-
-    Idempotent and resumable: a partition already swapped is no longer in staging, a crash half-way through
-    a swap is repaired by the next call. Loads are committed oldest first, so the newest load wins.
-    `exclude` holds load ids dlt has not finished loading yet (their files are still arriving).
-    """
-    root = Path(root)
-    skip = set(exclude)
-    results: list[CommitResult] = []
-    trash_root = root / TRASH / dataset
-    for load_id in staged_load_ids(root, dataset):
-        if load_id in skip:
-            continue
-        load_dir = _load_dir(root, dataset, load_id)
-        expected: dict[str, int] = {}
-        manifest_files = sorted((load_dir / MANIFEST_DIR).glob("*.parquet"))
-        if manifest_files:
-            manifest = pq.read_table(manifest_files, columns=[manifest_partition, manifest_rows])
-            for value, rows in zip(
-                manifest.column(0).to_pylist(), manifest.column(1).to_pylist(), strict=True
-            ):
-                name = partition_name(partition_column, value)
-                expected[name] = expected.get(name, 0) + int(rows)
-        for folder in sorted(p for p in load_dir.iterdir() if p.name.startswith(f"{partition_column}=")):
-            files = sorted(folder.glob("*.parquet"))
-            staged = sum(pq.read_metadata(f).num_rows for f in files)
-            want = expected.get(folder.name)
-            if want is None or want != staged or staged == 0:
-                reason = (
-                    "file was not fully parsed" if want is None else f"staged {staged} rows, expected {want}"
-                )
-                log.warning("not committing %s %s from load %s: %s", dataset, folder.name, load_id, reason)
-                shutil.rmtree(folder, ignore_errors=True)
-                results.append(CommitResult(load_id, folder.name, staged, False, reason))
-                continue
-            swap_in(folder, dataset_dir(root, dataset) / folder.name, trash_root)
-            results.append(CommitResult(load_id, folder.name, staged, True))
-        shutil.rmtree(load_dir, ignore_errors=True)
-    shutil.rmtree(trash_root, ignore_errors=True)
-    return results
