@@ -23,6 +23,9 @@ from dlt.common.storages.load_package import load_package_state
 from loaders.flatfiles import settings as ff
 from loaders.flatfiles.parse import FlatFileError, prefetch, read_flatfile
 
+#: the dlt source name, which is also the key of its state in the pipeline state
+SOURCE_NAME = "flatfiles"
+
 
 @dataclass(frozen=True)
 class LandedFile:
@@ -198,7 +201,7 @@ def flatfile_resource(
     return rows
 
 
-@dlt.source(name="flatfiles", max_table_nesting=0)
+@dlt.source(name=SOURCE_NAME, max_table_nesting=0)
 def flatfiles_source(
     dataset: ff.Dataset, files: Iterable[LandedFile | FailedFile], outcomes: Outcomes
 ) -> Any:
@@ -207,7 +210,11 @@ def flatfiles_source(
 
 
 def loaded_files(pipeline: dlt.Pipeline, dataset: ff.Dataset) -> dict[str, list[Any]]:
-    """key -> [etag, size, rows] from the pipeline's resource state (empty on a fresh pipeline)."""
-    sources = pipeline.state.get("sources", {})
-    resources = sources.get("flatfiles", {}).get("resources", {})
-    return dict(resources.get(dataset.name, {}).get("files", {}))
+    """key -> [etag, size, rows] from the pipeline's resource state (empty on a fresh pipeline).
+
+    The same `files` entry the resource keeps in `dlt.current.resource_state()`, read from outside a run
+    through dlt's state API (the source's state is keyed by its name).
+    """
+    pipeline.activate()
+    source = dlt.current.source_state(SOURCE_NAME)
+    return dict(dlt.current.resource_state(dataset.name, source).get("files", {}))

@@ -29,6 +29,9 @@ from loaders.landing import PageStore
 from loaders.rest import parsing, settings
 from loaders.rest.client import PolygonClient, RestError
 
+#: the dlt source name, which is also the key of its state in the pipeline state
+SOURCE_NAME = "polygon_rest"
+
 Parsed = dict[str, pa.Table]
 
 
@@ -489,7 +492,7 @@ RESOURCES: dict[str, Callable[..., DltResource]] = {
 }
 
 
-@dlt.source(name="polygon_rest", max_table_nesting=0)
+@dlt.source(name=SOURCE_NAME, max_table_nesting=0)
 def polygon_rest(
     dataset: str,
     ctx: RunContext,

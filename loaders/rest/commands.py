@@ -87,13 +87,26 @@ def _today() -> dt.date:
 
 
 def _forward_cursor(pipeline: Any, resource: str, cursor: str) -> Any:
-    """The forward cursor's last value saved in the pipeline's state, or None before the first run."""
-    state = pipeline.state.get("sources", {})
-    for source in state.values():
-        value = source.get("resources", {}).get(resource, {}).get("incremental", {}).get(cursor, {})
-        if value.get("last_value") is not None:
-            return value["last_value"]
-    return None
+    """The forward cursor's last value saved in the pipeline's state, or None before the first run.
+
+    Read the way a resource reads it: `dlt.sources.incremental.from_existing_state` in the source's config
+    section (its state key is the source name), then the incremental's `last_value`.
+    """
+    import dlt
+    from dlt.common.configuration import inject_section
+    from dlt.common.configuration.specs.config_section_context import ConfigSectionContext
+
+    from loaders.rest import SOURCE_NAME
+
+    pipeline.activate()
+    section = ConfigSectionContext(
+        pipeline_name=pipeline.pipeline_name, sections=("sources", SOURCE_NAME), source_state_key=SOURCE_NAME
+    )
+    with inject_section(section):
+        try:
+            return dlt.sources.incremental.from_existing_state(resource, cursor).last_value
+        except KeyError:  # no state for this cursor yet: the first run
+            return None
 
 
 def _as_date(value: Any) -> dt.date:
