@@ -135,6 +135,19 @@ def _gold_files(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+def _manifest_spans(content: bytes) -> dict[str, Any]:
+    """A gold manifest without what is bookkeeping of one export (per-ticker write tokens, and the
+    fingerprints of silver's doubles, which a one-ulp difference between engines changes)."""
+    import json
+
+    manifest = json.loads(content)
+    for freq in manifest.values():
+        for entry in freq.get("symbols", {}).values() if isinstance(freq, dict) else []:
+            for key in ("token", "rows", "hash"):
+                entry.pop(key, None)
+    return manifest
+
+
 def _float32_flips(name: str, got: bytes, want: bytes) -> int:
     """Elements of two Qlib .bin files (float32 start index, then float32 values) that differ; each
     must be a one-ulp rounding flip."""
@@ -234,6 +247,11 @@ def test_duckdb_and_spark_build_the_same_silver_and_gold(tmp_path: Path, market:
     flips = 0
     for name, content in want.items():
         if got[name] != content:
+            if name == ".quantmini-manifest.json":
+                assert _manifest_spans(got[name]) == _manifest_spans(content), (
+                    "the manifests record the same spans"
+                )
+                continue
             assert name.endswith(".bin"), f"{name} differs"
             flips += _float32_flips(name, got[name], content)
     values = sum(len(c) // 4 - 1 for n, c in want.items() if n.endswith(".bin"))
