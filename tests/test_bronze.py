@@ -261,3 +261,24 @@ def test_stage_file_hard_links_single_key_files_and_splits_mixed_ones(tmp_path: 
     )
     assert sorted(pq.read_metadata(p).num_rows for p in out) == [1, 2]
     assert {p.parent.name for p in out} == {f"session_date={D1}", f"session_date={D2}"}
+
+
+def test_both_dlt_destinations_are_found_again_by_the_type_the_pipeline_state_records() -> None:
+    """`dlt pipeline <name> info` (another process) rebuilds the destination from its recorded type."""
+    from dlt.common.destination import Destination
+
+    from loaders.bronze import destinations
+
+    made = [
+        (destinations.flatfiles_destination("/nonexistent", "stocks_daily"), "bronze_flatfiles"),
+        (destinations.rest_destination("/nonexistent", "news"), "bronze_rest"),
+    ]
+    for destination, function in made:
+        kind = "".join(part.title() for part in function.split("_")) + "Destination"
+        assert destination.destination_type == f"loaders.bronze.destinations.{kind}"
+        again = Destination.from_reference(
+            destination.destination_type, destination_name=destination.destination_name
+        )
+        assert type(again) is type(destination)
+        callable_ = again.config_params["destination_callable"]  # not dlt's placeholder that refuses to load
+        assert (callable_.__module__, callable_.__name__) == ("loaders.bronze.destinations", function)
