@@ -44,6 +44,15 @@ def warehouse_relation(data_dir: Path, schema: str, table: str) -> str:
     return f"read_parquet('{folder.as_posix()}/**/*.parquet', hive_partitioning = true, union_by_name = true)"
 
 
+def built_table(data_dir: Path, schema: str, table: str) -> str | None:
+    """A DuckDB subquery over a spark-target table, or None when the build has not written it (a
+    `--select` without it): what the exporter's `find_relation` is on the DuckDB file."""
+    folder = table_dir(data_dir, schema, table)
+    if not folder.is_dir() or not any(folder.rglob("*.parquet")):
+        return None
+    return f"(select * from {warehouse_relation(data_dir, schema, table)})"
+
+
 # The minute bars gold reads are the stg_polygon__stocks_minute view, which on Spark is a view over
 # bronze (a Spark view has no files): the same columns, read from bronze by the bronze contract.
 MINUTE_BARS_FROM_BRONZE = """(
@@ -72,7 +81,7 @@ def export_from_warehouse(
     warehouse's Parquet through DuckDB (no Spark needed)."""
     import duckdb
 
-    from loaders.gold.exporter import export_qlib
+    from loaders.gold.exporter import SHORT_RELATION, TICKER_HISTORY_RELATION, export_qlib
 
     daily = warehouse_relation(data_dir, "main", "fct_stock_features_daily")
     minute_files = data_dir / "bronze" / "stocks_minute"
@@ -90,6 +99,10 @@ def export_from_warehouse(
             features=features,
             full=full,
             minute=minute,
+            # the same optional inputs the export from the DuckDB file finds: short-data fields and
+            # the old names of renamed tickers
+            short_relation=built_table(data_dir, "main", SHORT_RELATION),
+            ticker_history_relation=built_table(data_dir, "main_intermediate", TICKER_HISTORY_RELATION),
         )
     finally:
         con.close()

@@ -3,8 +3,10 @@
 One tiny sandbox market is written to one bronze folder that a DuckDB data dir and a Spark data dir
 share. Both engines build it (initial load), then build incrementally after bronze changes the ways
 production changes it (new sessions, a split arriving with them, a re-published session with a
-corrected close and a vanished row, minute bars, the contracts reference loaded late); then Spark
-rebuilds with --full-refresh (running the data tests too). Every mart must match between the engines
+corrected close and a vanished row, minute bars, the contracts reference loaded late, the REST
+datasets: news, fundamentals and short data, merged into bronze as the REST loader merges them); then
+Spark rebuilds with --full-refresh (running the data tests too). Bronze folders with no files yet (the
+contracts reference, the REST datasets at first) read as empty on both engines, with no vars. Every mart must match between the engines
 (keys and non-float columns exactly, floats within 1e-12 relative), Spark's incremental result must
 match its full refresh, and the Qlib export from Spark silver must match the export from DuckDB silver
 byte for byte, except float32 rounding flips, which are counted and must each be one unit in the last
@@ -37,11 +39,15 @@ from dbt_fixtures import (
     REPO_ROOT,
     contract_references,
     run_dbt,
+    ticker_event_records,
     write_flatfile_session,
     write_market_sessions,
     write_rest_records,
 )
 
+from loaders.bronze import merge_partitions
+from loaders.rest import parsing
+from loaders.rest import settings as rest_settings
 from loaders.sandbox.market import Market, MarketConfig
 from loaders.spark import ensure_java, export_from_warehouse, warehouse_relation
 
@@ -58,6 +64,12 @@ SPARK_SELECTION = [
     "+fct_option_contracts_daily",
     "+fct_options_underlying_daily",
 ]
+# the marts of the REST datasets, built from the second run on (their bronze arrives with it)
+REST_SELECTION = [
+    "+fct_news_sentiment_daily",
+    "+fct_fundamentals_point_in_time",
+    "+fct_short_data_daily",
+]
 
 # (schema, table): grain; fingerprints are engine-specific hashes, compared within one engine only
 COMPARED = {
@@ -69,6 +81,20 @@ COMPARED = {
     ("main", "fct_stock_minute_features_daily"): ["ticker", "session_date"],
     ("main", "fct_option_contracts_daily"): ["contract_ticker", "session_date"],
     ("main", "fct_options_underlying_daily"): ["underlying_ticker", "session_date"],
+    ("main_intermediate", "int_ticker_history"): ["security_id", "valid_from_date"],
+}
+COMPARED_REST = {
+    ("main_intermediate", "int_session_availability"): ["session_date"],
+    ("main_intermediate", "int_news_mentions"): ["article_id", "ticker"],
+    ("main", "fct_news_sentiment_daily"): ["ticker", "session_date"],
+    ("main", "fct_fundamentals_point_in_time"): [
+        "ticker",
+        "timeframe",
+        "financial_statement",
+        "line_item",
+        "valid_from_date",
+    ],
+    ("main", "fct_short_data_daily"): ["ticker", "session_date"],
 }
 ENGINE_SPECIFIC = {"source_fingerprint"}
 
@@ -131,6 +157,42 @@ def _corrected_session(market: Market, day: dt.date, dropped: str, corrected: st
     return table.set_column(table.column_names.index("close"), "close", close)
 
 
+# the REST datasets of the REST marts, each with the record date a load window selects on
+REST_DATASETS = {
+    "news": (parsing.news, "published_utc"),
+    "fundamentals": (parsing.financials, "filing_date"),
+    "short_interest": (parsing.short_interest, "settlement_date"),
+    "short_volume": (parsing.short_volume, "date"),
+}
+
+
+def _merge_rest(
+    data_dir: Path, market: Market, after: str | None, until: str | None, generation: int
+) -> None:
+    """One load of each REST dataset (records dated after `after` up to `until`): parsed as the REST
+    loader parses them and merged into bronze as its destination merges them."""
+    load_id = f"{dt.datetime(2026, 1, 1, tzinfo=dt.UTC).timestamp() + generation * 86_400:.6f}"
+    for dataset, (parse, date_field) in REST_DATASETS.items():
+        records = [
+            r
+            for r in getattr(market, dataset if dataset != "fundamentals" else "financials")()
+            if (after is None or r[date_field][:10] > after)
+            and (until is None or r[date_field][:10] <= until)
+        ]
+        spec = rest_settings.DATASETS[dataset]
+        tables = parse(records)
+        for table_spec in spec.tables:
+            table = tables[table_spec.name]
+            table = table.append_column("_dlt_load_id", pa.array([load_id] * table.num_rows, pa.string()))
+            merge_partitions(
+                data_dir / "bronze",
+                spec.table_dir(table_spec),
+                table,
+                table_spec.partition,
+                table_spec.primary_key,
+            )
+
+
 def _gold_files(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
@@ -191,6 +253,11 @@ def test_duckdb_and_spark_build_the_same_silver_and_gold(tmp_path: Path, market:
     write_rest_records(
         duck_dir, "dividends", [d for d in market.dividends() if d["ex_dividend_date"] <= cutoff]
     )
+    # the event histories of the tickers trading now, as the loader requests them (LGCY became NEWC)
+    current = market.stock_day_aggs(sessions[-1]).column("ticker").to_pylist()
+    write_rest_records(duck_dir, "ticker_events", ticker_event_records(market, sorted(current)))
+    # the REST datasets' first load (their marts are built from the second run on)
+    _merge_rest(duck_dir, market, after=None, until=cutoff, generation=0)
     run_dbt(["run", *SPARK_SELECTION], duck_dir, tmp_path / "dbt-duckdb")
     _spark_run(["run", *SPARK_SELECTION], spark_dir, tmp_path / "dbt-spark")
     for (schema, table), keys in COMPARED.items():
@@ -219,21 +286,34 @@ def test_duckdb_and_spark_build_the_same_silver_and_gold(tmp_path: Path, market:
     write_rest_records(
         duck_dir, "options_contracts", contract_references(market, [*first, *later]), generation=1
     )
-    run_dbt(["run", *SPARK_SELECTION], duck_dir, tmp_path / "dbt-duckdb")
-    _spark_run(["run", *SPARK_SELECTION], spark_dir, tmp_path / "dbt-spark")
+    _merge_rest(duck_dir, market, after=cutoff, until=None, generation=1)
+    run_dbt(["run", *SPARK_SELECTION, *REST_SELECTION], duck_dir, tmp_path / "dbt-duckdb")
+    _spark_run(["run", *SPARK_SELECTION, *REST_SELECTION], spark_dir, tmp_path / "dbt-spark")
     ran = tmp_path / "dbt-spark" / "target" / "run" / "quantmini" / "models" / "marts"
     assert "insert overwrite" in (ran / "fct_stock_features_daily.sql").read_text().lower(), (
         "the second Spark run was not incremental"
     )
 
     incremental = {}
-    for (schema, table), keys in COMPARED.items():
+    for (schema, table), keys in {**COMPARED, **COMPARED_REST}.items():
         incremental[table] = _spark_rows(spark_dir, schema, table, keys)
         _assert_same(f"incremental {table}", incremental[table], _duckdb_rows(duck_dir, schema, table, keys))
     features = incremental["fct_stock_features_daily"]
     split_rows = [f for t, f in zip(features["ticker"], features["adj_factor"], strict=True) if t == daily[1]]
     assert min(split_rows) < 0.34, "the split reached the Spark mart"
     assert (daily[-1], first[-10]) not in set(zip(features["ticker"], features["session_date"], strict=True))
+    renamed = [
+        (ticker, day)
+        for ticker, day in zip(
+            incremental["fct_news_sentiment_daily"]["ticker"],
+            incremental["fct_news_sentiment_daily"]["session_date"],
+            strict=True,
+        )
+        if ticker == "NEWC"
+    ]
+    assert any(day < dt.date(2024, 3, 13) for _, day in renamed), "news of LGCY count for NEWC on Spark too"
+    for table in ("fct_fundamentals_point_in_time", "fct_short_data_daily", "int_news_mentions"):
+        assert incremental[table][next(iter(incremental[table]))], f"{table} has rows"
 
     # gold from Spark silver == gold from DuckDB silver
     duck_gold, spark_gold = tmp_path / "gold-duckdb", tmp_path / "gold-spark"
@@ -259,8 +339,10 @@ def test_duckdb_and_spark_build_the_same_silver_and_gold(tmp_path: Path, market:
     assert flips <= max(1, values // 10_000), f"{flips} float32 flips among {values} values"
 
     # Spark's incremental result equals its full refresh (and the data tests pass on Spark)
-    _spark_run(["build", "--full-refresh", *SPARK_SELECTION], spark_dir, tmp_path / "dbt-spark-full")
-    for (schema, table), keys in COMPARED.items():
+    _spark_run(
+        ["build", "--full-refresh", *SPARK_SELECTION, *REST_SELECTION], spark_dir, tmp_path / "dbt-spark-full"
+    )
+    for (schema, table), keys in {**COMPARED, **COMPARED_REST}.items():
         _assert_same(f"full refresh {table}", _spark_rows(spark_dir, schema, table, keys), incremental[table])
 
 
