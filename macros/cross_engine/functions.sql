@@ -119,3 +119,9 @@
 {% macro spark__minutes_between(start_instant, end_instant) -%}
     cast((unix_seconds({{ end_instant }}) - unix_seconds({{ start_instant }})) div 60 as bigint)
 {%- endmacro %}
+
+
+{#- When this dbt run started (UTC), as an instant literal: the same value on every row a run writes. -#}
+{% macro run_started_instant() -%}
+    cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}+00:00' as {{ type_instant() }})
+{%- endmacro %}

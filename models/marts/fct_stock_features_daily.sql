@@ -3,6 +3,7 @@
 {{
     config(
         unique_key=['ticker', 'session_date'],
+        on_schema_change='append_new_columns',
         post_hook=["{{ delete_vanished_ticker_sessions(ref('int_stock_daily_adjusted')) }}"],
     )
 }}
@@ -26,6 +27,11 @@
     follow later corporate actions: their factor moves by the same ratio as the factor of the ticker's
     first session still in bronze, which is what a split or dividend after that session does to every
     earlier session. A full refresh cannot rebuild them, so `guard_retained_history` refuses one.
+
+    `built_at` is when the dbt run that wrote a row started: the rows an incremental run rewrites get
+    its time, the others keep theirs, so gold finds what changed since its last export from the rows
+    written after it (docs/gold.md "Incremental semantics"). A lake built before the column existed
+    gains it on its next run (`append_new_columns`), NULL on the rows written before.
 -#}
 
 {%- set lookback_sessions = var('feature_lookback_sessions', 260) %}
@@ -417,4 +423,8 @@ features as (
 
 )
 
-select * from features
+select
+    *,
+    {{ run_started_instant() }} as built_at
+
+from features
