@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -476,3 +477,186 @@ def test_a_first_export_that_fails_leaves_no_partial_provider_dir(
     monkeypatch.undo()
     export_duckdb_file(db, root, minute=False)
     assert (root / "calendars" / "day.txt").exists() and (root / "instruments" / "all.txt").exists()
+
+
+# ------------------------------------------------------------------ change detection by built_at
+
+
+def _stamped_run(db: Path, rows: pa.Table, built_at: str, full_refresh: bool = False) -> None:
+    """Write the daily mart as an incremental dbt run does: rows that are new or differ from the stored
+    ones are deleted and inserted again with the run's `built_at` (appended to the table), rows gone
+    from the input are deleted, the others keep theirs; `full_refresh` rebuilds every row."""
+    con = duckdb.connect(str(db))
+    try:
+        con.register("incoming", rows)
+        stamp = f"timestamp with time zone '{built_at}'"
+        exists = con.execute(
+            "select count(*) from information_schema.tables where table_name = 'fct_stock_features_daily'"
+        ).fetchone()[0]
+        if full_refresh or not exists:
+            con.execute(
+                "create or replace table main.fct_stock_features_daily as "
+                f"select *, {stamp} as built_at from incoming"
+            )
+            return
+        con.execute(
+            "create temp table changed as select * from incoming "
+            "except select * exclude (built_at) from main.fct_stock_features_daily"
+        )
+        con.execute(
+            "delete from main.fct_stock_features_daily as m where exists (select 1 from changed as c "
+            "where c.ticker = m.ticker and c.session_date = m.session_date) or not exists (select 1 from "
+            "incoming as i where i.ticker = m.ticker and i.session_date = m.session_date)"
+        )
+        con.execute(f"insert into main.fct_stock_features_daily select *, {stamp} from changed")
+    finally:
+        con.close()
+
+
+def _profiled_export(
+    db: Path, root: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> tuple[Any, list]:
+    """Export with DuckDB's profiler on: returns the stats and (query, rows scanned) of every query the
+    planning ran through `_fetch` (the change detection; the row fetch streams through its own call)."""
+    from loaders.gold import exporter
+
+    profile = tmp_path / "profile.json"
+    scans: list[tuple[str, int]] = []
+    original = exporter._fetch
+
+    def profiled(con: duckdb.DuckDBPyConnection, sql: str, label: str) -> pa.Table:
+        table = original(con, sql, label)
+        scans.append((sql, int(json.loads(profile.read_text())["cumulative_rows_scanned"])))
+        return table
+
+    monkeypatch.setattr(exporter, "_fetch", profiled)
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        con.execute("set enable_profiling = 'json'")
+        con.execute(f"set profiling_output = '{profile}'")
+        con.execute('set custom_profiling_settings = \'{"CUMULATIVE_ROWS_SCANNED": "true"}\'')
+        stats = exporter.export_qlib(
+            con, root, daily_relation='"main"."fct_stock_features_daily"', minute_relation=None, minute=False
+        )
+    finally:
+        con.close()
+    monkeypatch.setattr(exporter, "_fetch", original)
+    return stats, scans
+
+
+def _before(table: pa.Table, day: dt.date) -> pa.Table:
+    return table.filter(pa.compute.less(table.column("session_date"), pa.scalar(day, pa.date32())))
+
+
+def test_built_at_detection_reads_only_the_rows_written_since_the_last_export(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mart with `built_at` (several row groups): after a run that wrote one new session, the change
+    detection scans only about that session's rows (DuckDB's profile), every ticker with the session is
+    appended, and the provider dir equals a full export byte for byte; a re-run scans next to nothing."""
+    daily = daily_table(400, dt.date(2022, 1, 3), dt.date(2024, 12, 31), seed=9)
+    last_day = pa.compute.max(daily.column("session_date")).as_py()
+    db, inc = tmp_path / "q.duckdb", tmp_path / "inc"
+    _stamped_run(db, _before(daily, last_day), "2025-01-01 06:00:00+00")
+    stats, _ = _profiled_export(db, inc, monkeypatch, tmp_path)
+    assert stats[0].mode == "full"
+    assert json.loads((inc / MANIFEST_NAME).read_text())["day"]["built_at"].startswith("'2025-01-01 06:00:00")
+
+    _stamped_run(db, daily, "2025-01-02 06:00:00+00")
+    new_rows = daily.num_rows - _before(daily, last_day).num_rows
+    stats, scans = _profiled_export(db, inc, monkeypatch, tmp_path)
+    assert stats[0].mode == "incremental" and stats[0].rewritten == 0
+    assert stats[0].appended == new_rows and stats[0].appended + stats[0].unchanged == 400
+    assert any(f"{new_rows} row(s) of {new_rows} ticker(s)" in n for n in stats[0].notes), stats[0].notes
+    assert daily.num_rows > 250_000 and scans, "several row groups, and a detection query ran"
+    # one vector of 2,048 rows around the new ones at most, out of the whole mart
+    assert all(new_rows <= scanned <= new_rows + 4096 for _, scanned in scans), scans
+    export_duckdb_file(db, tmp_path / "full", full=True, minute=False)
+    assert_same_tree(inc, tmp_path / "full")
+
+    stats, scans = _profiled_export(db, inc, monkeypatch, tmp_path)
+    assert stats[0].files == 0 and stats[0].unchanged == 400
+    assert all(scanned <= 4096 for _, scanned in scans), scans
+
+
+def test_built_at_detection_rewrites_restated_and_deleted_tickers_whole(
+    tmp_path: Path, silver: tuple[pa.Table, pa.Table]
+) -> None:
+    """One run adds a session, re-states TD's close of its fifth session and deletes TB's tenth
+    session (a ticker-session gone from a re-loaded day: no row is left to carry a `built_at`), and
+    CON is delisted whole: TD and TB are rewritten whole, CON removed, the others appended; a full
+    refresh (every row re-stamped) rewrites everything; each time the bytes equal a full export."""
+    daily, _ = silver
+    last_day = pa.compute.max(daily.column("session_date")).as_py()
+    db, inc, full = tmp_path / "q.duckdb", tmp_path / "inc", tmp_path / "full"
+    _stamped_run(db, _before(daily, last_day), "2025-01-01 06:00:00+00")
+    export_duckdb_file(db, inc, minute=False)
+
+    ticker = daily.column("ticker")
+    td = pa.compute.indices_nonzero(pa.compute.equal(ticker, "TD")).to_pylist()
+    tb = pa.compute.indices_nonzero(pa.compute.equal(ticker, "TB")).to_pylist()
+    close = daily.column("adj_close").to_pylist()
+    close[td[4]] *= 1.5
+    keep = np.ones(daily.num_rows, dtype=bool)
+    keep[tb[9]] = False
+    keep &= np.array(ticker.to_pylist()) != "CON"
+    changed = daily.set_column(daily.schema.get_field_index("adj_close"), "adj_close", pa.array(close))
+    changed = changed.filter(pa.array(keep))
+    _stamped_run(db, changed, "2025-01-02 06:00:00+00")
+    stats = export_duckdb_file(db, inc, minute=False)
+    with_new_day = {r["ticker"] for r in daily.to_pylist() if r["session_date"] == last_day} - {
+        "TD",
+        "TB",
+        "CON",
+    }
+    assert stats[0].mode == "incremental"
+    assert (stats[0].rewritten, stats[0].removed, stats[0].appended) == (2, 1, len(with_new_day))
+    assert any("unaccounted for" in n for n in stats[0].notes), stats[0].notes
+    export_duckdb_file(db, full, full=True, minute=False)
+    assert_same_tree(inc, full)
+
+    # a run that changes nothing, then a full refresh: every row gets the new run's time
+    _stamped_run(db, changed, "2025-01-03 06:00:00+00")
+    assert export_duckdb_file(db, inc, minute=False)[0].files == 0
+    _stamped_run(db, changed, "2025-01-04 06:00:00+00", full_refresh=True)
+    stats = export_duckdb_file(db, inc, minute=False)
+    assert stats[0].mode == "incremental" and stats[0].rewritten == 11 and stats[0].appended == 0
+    export_duckdb_file(db, full, full=True, minute=False)
+    assert_same_tree(inc, full)
+
+
+def test_an_export_from_before_built_at_compares_hashes_once_then_reads_built_at(
+    tmp_path: Path, silver: tuple[pa.Table, pa.Table]
+) -> None:
+    """The upgrade: a version 4 manifest (row fingerprints, no built_at) over a mart without the
+    column; dbt adds it (NULL on the old rows) and stamps what the next run writes. The first export
+    compares fingerprints once and records the newest built_at; the next reads only newer rows."""
+    daily, _ = silver
+    days = sorted(set(daily.column("session_date").to_pylist()))
+    db, inc, full = tmp_path / "q.duckdb", tmp_path / "inc", tmp_path / "full"
+    write_silver(db, _before(daily, days[-2]))
+    export_duckdb_file(db, inc, minute=False)
+    manifest = json.loads((inc / MANIFEST_NAME).read_text())
+    assert "built_at" not in manifest["day"] and all(e["rows"] for e in manifest["day"]["symbols"].values())
+    manifest["version"] = 4
+    for entry in manifest["day"]["symbols"].values():
+        del entry["count"]
+    (inc / MANIFEST_NAME).write_text(json.dumps(manifest))
+
+    with duckdb.connect(str(db)) as con:  # what `on_schema_change: append_new_columns` does
+        con.execute("alter table main.fct_stock_features_daily add column built_at timestamp with time zone")
+    _stamped_run(db, _before(daily, days[-1]), "2025-01-02 06:00:00+00")
+    stats = export_duckdb_file(db, inc, minute=False)
+    assert stats[0].mode == "incremental" and stats[0].rewritten == 0 and stats[0].appended > 0
+    assert any("once" in n for n in stats[0].notes), stats[0].notes
+    day = json.loads((inc / MANIFEST_NAME).read_text())["day"]
+    assert day["built_at"].startswith("'2025-01-02 06:00:00") and "rows" not in next(
+        iter(day["symbols"].values())
+    )
+
+    _stamped_run(db, daily, "2025-01-03 06:00:00+00")
+    stats = export_duckdb_file(db, inc, minute=False)
+    assert stats[0].mode == "incremental" and stats[0].rewritten == 0 and stats[0].appended > 0
+    assert any("written since the last export" in n for n in stats[0].notes), stats[0].notes
+    export_duckdb_file(db, full, full=True, minute=False)
+    assert_same_tree(inc, full)

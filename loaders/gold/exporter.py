@@ -225,21 +225,165 @@ def read_daily(
     return block, calendar
 
 
+#: the mart column saying when the dbt run that wrote a row started (NULL: before the column existed)
+BUILT_AT = "built_at"
+
+
+def _literal(value: dt.datetime) -> str:
+    """A timestamp literal DuckDB compares with the column as it is typed (with an offset when aware)."""
+    return "'" + value.isoformat(sep=" ") + "'"
+
+
+def _built_after(watermark: str | None) -> str:
+    """The rows written after the export that recorded `watermark` (None: it saw none with a time)."""
+    return f"{BUILT_AT} is not null" if watermark is None else f"{BUILT_AT} > {watermark}"
+
+
+def _spans(
+    con: duckdb.DuckDBPyConnection, relation: str, label: str, only: Sequence[str] | None = None
+) -> dict[str, tuple[int, int, int]]:
+    """Per ticker (all, or `only` those), (first day, last day, rows), from the ticker and date columns."""
+    if only is not None and not only:
+        return {}
+    view = f"quantmini_only_{uuid.uuid4().hex[:8]}"
+    where = "" if only is None else f"where ticker in (select ticker from {view})"
+    if only is not None:
+        con.register(view, pa.table({"ticker": pa.array(list(only), pa.string())}))
+    try:
+        table = _fetch(
+            con,
+            f"select ticker, min(session_date) as first_date, max(session_date) as last_date, "
+            f"count(*) as row_count, count(*) - count(session_date) as null_dates "
+            f"from {relation} {where} group by ticker",
+            label,
+        )
+    finally:
+        if only is not None:
+            con.unregister(view)
+    _check_keys(table, label)
+    first, last = _day_keys(table.column("first_date")), _day_keys(table.column("last_date"))
+    counts = table.column("row_count").to_numpy()
+    return {
+        str(t): (int(first[i]), int(last[i]), int(counts[i]))
+        for i, t in enumerate(table.column("ticker").to_pylist())
+    }
+
+
+def _check_keys(table: pa.Table, label: str) -> None:
+    tickers = table.column("ticker")
+    if tickers.null_count:
+        row = pc.index(pc.is_null(tickers), True).as_py()
+        raise ExportError(f"{label}: {table.column('row_count')[row]} row(s) have a NULL ticker")
+    nulls = table.column("null_dates").to_numpy()
+    if nulls.any():
+        raise ExportError(f"{label}: ticker {tickers[int(np.flatnonzero(nulls)[0])]} has a NULL session_date")
+
+
 def plan_daily(
-    con: duckdb.DuckDBPyConnection, relation: str, features: Sequence[str], previous: dict[str, Any]
+    con: duckdb.DuckDBPyConnection,
+    relation: str,
+    features: Sequence[str],
+    previous: dict[str, Any],
+    *,
+    mart: str | None = None,
+    short_relation: str | None = None,
 ) -> tuple[SeriesPlan, Calendar] | None:
-    """Per ticker, what silver holds (span, rows, a fingerprint of every row and of the rows up to the
-    session the previous export ended at), computed in the database: no row is fetched to find out what
-    changed. The fingerprint is the sum of a hash of each row's exported values, so it does not depend
-    on row order, and a changed, added or removed row of any session changes it."""
-    label = f"{DAILY_RELATION} ({relation})"
-    fields = (*DAILY_FIELDS, *features)
+    """Per ticker, what silver holds (span, rows) and whether the rows up to the session the previous
+    export ended at are still the ones it wrote, worked out in the database: no row is fetched to find
+    out what changed.
+
+    `relation` is what the export reads (the mart, joined with short data when there is some), `mart`
+    the daily mart itself (default: `relation`), `previous` the manifest's entry of the last daily
+    export ({} for a full export). With a `built_at` column in the mart and a previous export that
+    recorded the newest `built_at` it consumed, only the rows written after that are read (`_plan_built`):
+    a ticker none of whose rows were written since is unchanged, one whose new rows all come after its
+    last exported session is appended, any other is rewritten. Otherwise (a mart without the column,
+    the first export after a manifest of an older version) one aggregate hashes every row
+    (`_plan_fingerprint`). The short-data fields come from another mart, rebuilt whole by every dbt
+    run, so their rows are compared by a per-ticker hash of that mart's exported columns."""
+    mart = mart or relation
+    label = f"{DAILY_RELATION} ({mart})"
     _require(con, relation, label, ["ticker", "session_date", *DAILY_FIELDS.values(), *features])
-    names = [t for t, entry in previous.items() if entry.get("rows") is not None]
+    symbols: dict[str, Any] = previous.get("symbols") or {}
+    stamped = BUILT_AT in _columns(con, mart)
+    by_built_at = (
+        stamped and bool(symbols) and "built_at" in previous and all("count" in e for e in symbols.values())
+    )
+    watermark: str | None = None
+    notes: list[str] = []
+    fingerprints: list[str | None]
+    if by_built_at:
+        planned = _plan_built(con, mart, label, symbols, previous["built_at"])
+        if planned is None:
+            return None
+        tickers, first, last, counts, kept, notes, watermark = planned
+        fingerprints = [None] * len(tickers)
+    elif stamped and not symbols:  # a full export: spans only, the next export reads built_at
+        spans = _spans(con, mart, label)
+        if not spans:
+            return None
+        tickers = sorted(spans)
+        first = np.array([spans[t][0] for t in tickers], dtype=np.int64)
+        last = np.array([spans[t][1] for t in tickers], dtype=np.int64)
+        counts = np.array([spans[t][2] for t in tickers], dtype=np.int64)
+        kept, fingerprints = [False] * len(tickers), [None] * len(tickers)
+    else:
+        # no built_at in the mart, or the first export since it has one (the manifest recorded hashes)
+        found = _plan_fingerprint(con, relation, features, label, symbols)
+        if found is None:
+            return None
+        tickers, first, last, counts, fingerprints, prefix = found
+        kept = [
+            t in symbols and symbols[t].get("rows") is not None and symbols[t]["rows"] == prefix[i]
+            for i, t in enumerate(tickers)
+        ]
+        if symbols:
+            why = "once: the last export recorded no built_at" if stamped else "the mart has no built_at"
+            notes.append(f"change detection: a hash of every row ({why})")
+        if stamped:  # record fingerprints only while they are what the next export compares
+            fingerprints = [None] * len(tickers)
+    if stamped:
+        if not by_built_at:
+            newest = con.execute(f"select max({BUILT_AT}) from {mart}").fetchone()[0]
+            watermark = None if newest is None else _literal(newest)
+        extra = {"built_at": watermark}
+    else:
+        extra = {}
+    shorts: list[str | None] = [None] * len(tickers)
+    if short_relation is not None:
+        shorts, short_prefix = _short_hashes(con, short_relation, tickers, symbols)
+        if by_built_at:  # a hash of every row covers the short fields; built_at does not
+            kept = [
+                k and symbols[t].get("short") == short_prefix[i]
+                for i, (t, k) in enumerate(zip(tickers, kept, strict=True))
+            ]
+    calendar = day_calendar(
+        np.datetime64(int(first.min()), "D").item(), np.datetime64(int(last.max()), "D").item()
+    )
+    entries = [
+        {k: v for k, v in (("rows", fingerprints[i]), ("short", shorts[i])) if v is not None}
+        for i in range(len(tickers))
+    ]
+    plan = SeriesPlan(tickers, first, last, counts, np.array(kept, dtype=bool), entries, extra, notes)
+    return plan, calendar
+
+
+def _plan_fingerprint(
+    con: duckdb.DuckDBPyConnection,
+    relation: str,
+    features: Sequence[str],
+    label: str,
+    symbols: dict[str, Any],
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, list[str | None], list[str | None]] | None:
+    """One aggregate over every row: per ticker its span, rows, the sum of a hash of every row's exported
+    values (independent of row order, changed by any changed, added or removed row) and the same up to
+    the session the previous export ended at."""
+    fields = (*DAILY_FIELDS, *features)
+    names = [t for t, entry in symbols.items() if entry.get("rows") is not None]
     exported = pa.table(
         {
             "ticker": pa.array(names, pa.string()),
-            "last_date": pa.array([int(previous[t]["last"]) for t in names], pa.int32()).cast(pa.date32()),
+            "last_date": pa.array([int(symbols[t]["last"]) for t in names], pa.int32()).cast(pa.date32()),
         }
     )
     view = f"quantmini_exported_{uuid.uuid4().hex[:8]}"
@@ -269,26 +413,111 @@ def plan_daily(
         con.unregister(view)
     if summary.num_rows == 0:
         return None
-    tickers = summary.column("ticker")
-    if tickers.null_count:
-        raise ExportError(f"{label}: {summary.column('row_count')[-1]} row(s) have a NULL ticker")
-    nulls = summary.column("null_dates").to_numpy()
-    if nulls.any():
-        raise ExportError(f"{label}: ticker {tickers[int(np.flatnonzero(nulls)[0])]} has a NULL session_date")
-    first = _day_keys(summary.column("first_date"))
-    last = _day_keys(summary.column("last_date"))
-    calendar = day_calendar(
-        np.datetime64(int(first.min()), "D").item(), np.datetime64(int(last.max()), "D").item()
-    )
-    plan = SeriesPlan(
-        [str(t) for t in tickers.to_pylist()],
-        first,
-        last,
+    _check_keys(summary, label)
+    return (
+        [str(t) for t in summary.column("ticker").to_pylist()],
+        _day_keys(summary.column("first_date")),
+        _day_keys(summary.column("last_date")),
         summary.column("row_count").to_numpy().astype(np.int64),
         summary.column("rows_hash").to_pylist(),
         summary.column("prefix_hash").to_pylist(),
     )
-    return plan, calendar
+
+
+def _plan_built(
+    con: duckdb.DuckDBPyConnection, mart: str, label: str, symbols: dict[str, Any], watermark: str | None
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, list[bool], list[str], str | None] | None:
+    """Change detection from the rows written after the previous export (`built_at` > its watermark).
+
+    Incremental dbt runs rewrite only changed rows (appended to the table, so DuckDB's and Parquet's
+    min/max statistics on `built_at` let the scan skip every older row group). Per ticker with such
+    rows: all after its last exported session is an append (span and rows follow from the manifest and
+    the new rows), any other is rewritten and its span is counted exactly. A deletion leaves no row to
+    find: the table's row count (kept in its metadata, no scan) must then equal the rows the manifest
+    and the new rows account for; when it does not, one aggregate over the ticker and date columns
+    gives every ticker's exact span and rows, and a ticker whose rows up to its last exported session
+    are fewer than exported is rewritten (one whose rows are all gone is removed)."""
+    changed = _fetch(
+        con,
+        f"select ticker, min(session_date) as first_date, max(session_date) as last_date, "
+        f"count(*) as row_count, count(*) - count(session_date) as null_dates, max({BUILT_AT}) as newest "
+        f"from {mart} where {_built_after(watermark)} group by ticker",
+        label,
+    )
+    _check_keys(changed, label)
+    newest = pc.max(changed.column("newest")).as_py()
+    new_watermark = watermark if newest is None else _literal(newest)
+    c_first, c_last = _day_keys(changed.column("first_date")), _day_keys(changed.column("last_date"))
+    c_count = changed.column("row_count").to_numpy()
+    touched = {
+        str(t): (int(c_first[i]), int(c_last[i]), int(c_count[i]))
+        for i, t in enumerate(changed.column("ticker").to_pylist())
+    }
+    # tickers whose rows the manifest and the new rows cannot account for: new or restated
+    exact = sorted(
+        t for t, (first, _, _) in touched.items() if t not in symbols or first <= symbols[t]["last"]
+    )
+    spans = _spans(con, mart, label, exact)
+    expected = {t: (e["first"], e["last"], int(e["count"])) for t, e in symbols.items()}
+    for t, (_, last, rows) in touched.items():
+        if t in symbols and t not in spans:
+            first, _, count = expected[t]
+            expected[t] = (first, last, count + rows)
+    expected.update(spans)
+    total = con.execute(f"select count(*) from {mart}").fetchone()[0]
+    notes = [
+        f"change detection: {int(c_count.sum())} row(s) of {len(touched)} ticker(s) written since the last export"
+    ]
+    if total != sum(v[2] for v in expected.values()):
+        # rows were deleted (a ticker-session gone from a re-loaded session): count every ticker
+        spans = _spans(con, mart, label)
+        notes.append(
+            f"{sum(v[2] for v in expected.values()) - total:+d} row(s) unaccounted for: every ticker's rows counted"
+        )
+        expected = spans
+    if not expected:
+        return None
+    tickers = sorted(expected)
+    kept = []
+    for t in tickers:
+        old = symbols.get(t)
+        if old is None or t in exact:
+            kept.append(False)
+        elif t in touched:  # only new sessions: the rows up to the exported one must all be there
+            kept.append(expected[t][2] - touched[t][2] == int(old["count"]) if t in spans else True)
+        else:
+            kept.append(expected[t][2] == int(old["count"]) and expected[t][1] == old["last"])
+    first = np.array([expected[t][0] for t in tickers], dtype=np.int64)
+    last = np.array([expected[t][1] for t in tickers], dtype=np.int64)
+    counts = np.array([expected[t][2] for t in tickers], dtype=np.int64)
+    return tickers, first, last, counts, kept, notes, new_watermark
+
+
+def _short_hashes(
+    con: duckdb.DuckDBPyConnection, relation: str, tickers: Sequence[str], symbols: dict[str, Any]
+) -> tuple[list[str | None], list[str | None]]:
+    """Per ticker, the sum of a hash of each short-data row's exported values, of all rows and of the
+    rows up to the previously exported last session (None where it has none)."""
+    names = [t for t in symbols]
+    exported = pa.table(
+        {
+            "ticker": pa.array(names, pa.string()),
+            "last_date": pa.array([int(symbols[t]["last"]) for t in names], pa.int32()).cast(pa.date32()),
+        }
+    )
+    view = f"quantmini_exported_{uuid.uuid4().hex[:8]}"
+    values = ", ".join(f's."{c}"' for c in SHORT_FIELDS)
+    con.register(view, exported)
+    try:
+        rows = con.execute(
+            f"select s.ticker, cast(sum(hash(s.session_date, {values})) as varchar), "
+            f"cast(sum(hash(s.session_date, {values})) filter (where s.session_date <= p.last_date) as varchar) "
+            f"from {relation} as s left join {view} as p on s.ticker = p.ticker group by s.ticker"
+        ).fetchall()
+    finally:
+        con.unregister(view)
+    found = {t: (whole, prefix) for t, whole, prefix in rows}
+    return [found.get(t, (None, None))[0] for t in tickers], [found.get(t, (None, None))[1] for t in tickers]
 
 
 def _day_keys(column: pa.ChunkedArray) -> np.ndarray:
@@ -414,6 +643,7 @@ def export_qlib(
     With ``short_relation`` (fct_short_data_daily), its ``SHORT_FIELDS`` become daily fields too; with
     ``ticker_history_relation`` (int_ticker_history), ``ticker_history.txt`` lists the old names.
     """
+    mart = daily_relation
     if short_relation is not None:
         daily_relation = with_short_data(daily_relation, short_relation)
         features = (*features, *(f for f in SHORT_FIELDS if f not in features))
@@ -422,7 +652,9 @@ def export_qlib(
     with FileLock(str(root.parent / f".{root.name}.lock")):
         _repair_build(root)
         previous = read_manifest(root).get("day") or {}
-        planned = plan_daily(con, daily_relation, features, {} if full else previous.get("symbols", {}))
+        planned = plan_daily(
+            con, daily_relation, features, {} if full else previous, mart=mart, short_relation=short_relation
+        )
         if planned is None:
             raise ExportError(
                 f"{DAILY_RELATION} ({daily_relation}) has no rows: ingest stocks_daily and run dbt build"

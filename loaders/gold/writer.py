@@ -47,8 +47,12 @@ from loaders.landing import atomic_write
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = ".quantmini-manifest.json"
-#: 4: daily entries carry a fingerprint of their silver rows (3: file hashes only); another version means a full export
-MANIFEST_VERSION = 4
+#: 5: daily entries carry their row count and the frequency the newest `built_at` of silver it consumed
+#: (or, from a mart without `built_at`, row fingerprints); 4: row fingerprints only, read by the first
+#: export after an upgrade (it compares fingerprints once); 3: file hashes only. Another version means a
+#: full export
+MANIFEST_VERSION = 5
+READABLE_VERSIONS = (4, 5)
 
 #: floats per layout batch (fields x slots): 16 MB; batches of tickers keep memory flat on sparse minute series
 BATCH_FLOATS = 1 << 22
@@ -308,7 +312,7 @@ def read_manifest(root: Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         log.warning("ignoring unreadable manifest %s (%s); doing a full export", path, exc)
         return {}
-    if data.get("version") != MANIFEST_VERSION:
+    if data.get("version") not in READABLE_VERSIONS:
         return {}
     return data
 
@@ -449,16 +453,20 @@ def write_freq(root: Path, block: Block, calendar: Calendar, instruments_name: s
 
 @dataclass(frozen=True)
 class SeriesPlan:
-    """What silver holds for one frequency, per ticker, computed in the database without fetching rows:
-    the span (calendar keys), the row count and a fingerprint of all rows (`rows`) and of the rows up to
-    the last key recorded by the previous export (`prefix`, None without one)."""
+    """What silver holds for one frequency, per ticker, worked out in the database without fetching rows:
+    the span (calendar keys) and row count, whether its rows up to the last key the previous export
+    recorded are still the ones it wrote (`kept`: then it can be appended to), and what the manifest
+    records besides (`entries`: per ticker, e.g. row fingerprints; `extra`: for the frequency, e.g. the
+    newest `built_at` consumed). `notes` say how the changes were found."""
 
     tickers: list[str]
     first: np.ndarray
     last: np.ndarray
     counts: np.ndarray
-    rows: list[str]
-    prefix: list[str | None]
+    kept: np.ndarray
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
 
 def _keys(column: pa.ChunkedArray, freq: str) -> np.ndarray:
@@ -503,6 +511,8 @@ def write_planned(
     stats = FreqStats(freq=freq, mode=mode, calendar_length=len(calendar.keys))
     if mode == "full" and not full:
         stats.notes.append("full export: " + reasons[0])
+    elif mode == "incremental":
+        stats.notes.extend(plan.notes)
     old_symbols: dict[str, Any] = {} if mode == "full" else previous.get("symbols", {})
     if mode == "full":
         _remove_freq_files(features_dir, freq)
@@ -533,8 +543,9 @@ def write_planned(
             "first": first_keys[i],
             "last": last_keys[i],
             "length": length,
-            "rows": plan.rows[i],
+            "count": int(plan.counts[i]),
             "token": uuid.uuid4().hex[:12],
+            **(plan.entries[i] if plan.entries else {}),
         }
         symbols_out[ticker] = entry
         index[ticker] = i
@@ -544,8 +555,7 @@ def write_planned(
             wanted.append((ticker, None))
             continue
         kept = (
-            old.get("rows") is not None
-            and old["rows"] == plan.prefix[i]
+            bool(plan.kept[i])
             and old["first"] == first_keys[i]
             and old["last"] <= last_keys[i]
             and _sizes_match(features_dir / dirs[i], fields, freq, 4 * int(old["length"]))
@@ -658,7 +668,12 @@ def write_planned(
     ]
     atomic_write(root / "instruments" / f"{instruments_name}.txt", "".join(lines))
     manifest = read_manifest(root)
-    manifest[freq] = {"calendar_start": calendar.labels[0], "fields": list(fields), "symbols": symbols_out}
+    manifest[freq] = {
+        "calendar_start": calendar.labels[0],
+        "fields": list(fields),
+        "symbols": symbols_out,
+        **plan.extra,
+    }
     write_manifest(root, manifest)
     stats.symbols = len(tickers)
     return stats
