@@ -660,3 +660,49 @@ def test_an_export_from_before_built_at_compares_hashes_once_then_reads_built_at
     assert any("written since the last export" in n for n in stats[0].notes), stats[0].notes
     export_duckdb_file(db, full, full=True, minute=False)
     assert_same_tree(inc, full)
+
+
+def test_built_at_detection_compares_the_short_data_mart_by_hash(
+    tmp_path: Path, silver: tuple[pa.Table, pa.Table]
+) -> None:
+    """Short data comes from a mart rebuilt by every dbt run (no useful built_at): a short-data value
+    re-stated for an old session rewrites that ticker, new short rows of the new session append."""
+    daily, _ = silver
+    last_day = pa.compute.max(daily.column("session_date")).as_py()
+    db, inc, full = tmp_path / "q.duckdb", tmp_path / "inc", tmp_path / "full"
+
+    def short_mart(rows: pa.Table, restate: str | None = None) -> None:
+        with duckdb.connect(str(db)) as con:
+            con.register("bars", rows)
+            con.execute(
+                "create or replace table main.fct_short_data_daily as select ticker, session_date, "
+                "cast(hash(ticker, session_date) % 1000 as double) + case when ticker = ? then 0.5 else 0 end "
+                "as short_interest, 1.5 as days_to_cover, 0.25 as short_volume_ratio from bars "
+                "where ticker in ('TA', 'TD', 'AUX')",
+                [restate],
+            )
+
+    def export(root: Path, **kwargs: Any) -> Any:
+        from loaders.gold.exporter import export_qlib
+
+        with duckdb.connect(str(db), read_only=True) as con:
+            return export_qlib(
+                con,
+                root,
+                daily_relation='"main"."fct_stock_features_daily"',
+                minute_relation=None,
+                minute=False,
+                short_relation='"main"."fct_short_data_daily"',
+                **kwargs,
+            )
+
+    _stamped_run(db, _before(daily, last_day), "2025-01-01 06:00:00+00")
+    short_mart(_before(daily, last_day))
+    export(inc)
+    _stamped_run(db, daily, "2025-01-02 06:00:00+00")
+    short_mart(daily, restate="TD")
+    stats = export(inc)
+    assert stats[0].mode == "incremental" and stats[0].rewritten == 1 and stats[0].appended > 0
+    export(full, full=True)
+    assert_same_tree(inc, full)
+    assert export(inc)[0].files == 0
