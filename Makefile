@@ -88,6 +88,11 @@ bench-scale: $(STAMP) ## Seed-sized lake (12,000 tickers x 5 years ...; knobs QM
 	@$(COMPILE_OWN)
 	$(BIN)/python -m bench.scale
 
+.PHONY: bench-rest-window
+bench-rest-window: $(STAMP) ## Dividends ingest CPU, 1 vs 5 years of history, whole listing vs the daily refresh's window (knobs QM_WINDOW_*)
+	@$(COMPILE_OWN)
+	$(BIN)/python -m bench.rest_window
+
 .PHONY: clean
 clean: ## Remove dbt build output (data and .venv are kept)
 	rm -rf target logs

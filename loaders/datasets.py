@@ -81,12 +81,23 @@ class Dataset:
     cursor: str | None = None
     #: whether -s/-e restrict what is requested
     dated: bool = True
+    #: `refresh daily` lists only the actions dated (by `endpoint.date_param`) from this many days before
+    #: the dataset's last complete listing on, with no upper bound (actions announced ahead are listed);
+    #: `refresh weekly` and a plain `ingest` list the whole history. None: the daily refresh lists it whole
+    #: too. `QM_REFRESH_WINDOW_DAYS` overrides the days for every such dataset (docs/rest.md).
+    refresh_window_days: int | None = None
 
     def __post_init__(self) -> None:
         if self.kind == "flatfile" and not (self.s3_prefix and self.market_table):
             raise ValueError(f"flat-file dataset {self.name!r} needs s3_prefix and market_table")
         if self.kind == "rest" and self.endpoint is None:
             raise ValueError(f"REST dataset {self.name!r} needs an endpoint")
+        if self.refresh_window_days is not None and (
+            self.cursor is not None or self.endpoint is None or self.endpoint.date_param is None
+        ):
+            raise ValueError(
+                f"dataset {self.name!r}: a refresh window needs a dated listing without a forward cursor"
+            )
         if not self.tables:
             raise ValueError(f"dataset {self.name!r} has no bronze table")
 
@@ -183,6 +194,7 @@ _ENTRIES = (
         "splits",
         Endpoint("/v3/reference/splits", limit=1000, date_param="execution_date"),
         Table("splits", "execution_date", ("id",)),
+        refresh_window_days=30,
         load_priority=1,
         history=None,
         cadence="daily",
@@ -191,6 +203,7 @@ _ENTRIES = (
         "dividends",
         Endpoint("/v3/reference/dividends", limit=1000, date_param="ex_dividend_date"),
         Table("dividends", "ex_dividend_date", ("id",)),
+        refresh_window_days=30,
         load_priority=1,
         history=None,
         cadence="daily",

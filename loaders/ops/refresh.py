@@ -67,9 +67,14 @@ def select_datasets(settings: Settings, mode: str, requested: list[str] | None) 
     return [n for n in DATASETS if n in names]
 
 
+def _today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
 def ingest_window(settings: Settings, dataset: str) -> tuple[dt.date | None, dt.date | None]:
     """Flat files: from a week before the last bronze session (or the oldest session still pending in the
-    ledger) to the bucket's latest file; REST: loader's cursor."""
+    ledger) to the bucket's latest file; REST: loader's cursor (the daily refresh's splits and dividends:
+    `daily_window_start`)."""
     if spec(dataset).kind != "flatfile":
         return None, None
     from loaders import runs
@@ -85,6 +90,18 @@ def ingest_window(settings: Settings, dataset: str) -> tuple[dt.date | None, dt.
     if pending:  # not published when last asked for, still within the grace period: ask again
         start = min(start, max(first, dt.date.fromisoformat(min(pending))))
     return start, last
+
+
+def daily_window_start(settings: Settings, dataset: str) -> dt.date | None:
+    """Where the daily refresh starts listing a dataset with a `refresh_window_days` (splits, dividends):
+    that many days before its last complete listing, with no end; None (the whole history) for the others
+    and when no complete listing is recorded. The weekly refresh lists them whole (docs/rest.md, "Refresh
+    window")."""
+    if spec(dataset).refresh_window_days is None:
+        return None
+    from loaders.rest.commands import refresh_window_start
+
+    return refresh_window_start(dataset, settings.runs_dir, settings.bronze_dir, _today())
 
 
 def _cpu() -> float:
@@ -150,8 +167,11 @@ def run_refresh(
 
         def step(name: str = name) -> tuple[bool, str, None]:
             start, end = ingest_window(settings, name)
+            if mode == "daily" and spec(name).refresh_window_days is not None:
+                start = daily_window_start(settings, name)
             code = runner.ingest(name, start, end, incremental=True, max_concurrent=max_concurrent)
-            window = f"{start or 'cursor'}..{end or 'latest'}"
+            whole = spec(name).kind == "rest" and spec(name).cursor is None and spec(name).dated
+            window = f"{start or ('whole history' if whole else 'cursor')}..{end or 'latest'}"
             return code == 0, f"{window} exit {code}" + runner.exit_meaning(name, code), None
 
         ok, _ = _timed(summary, f"ingest {name}", step)

@@ -46,6 +46,7 @@ class RunContext:
     end: dt.date | None = None
     tickers: Sequence[str] | None = None
     max_concurrent: int = 4
+    #: the UTC day of the run: the tickers snapshot, and where an open-ended range stops being cut into months
     snapshot_date: dt.date = field(default_factory=lambda: dt.datetime.now(dt.UTC).date())
     # options_contracts without -s/-e: expired contracts are listed from this expiration date on, and
     # contracts of the option bars in this bronze dir (since that date) still without a reference row
@@ -202,12 +203,16 @@ def _windows(
     spans: list[tuple[Any, Any]] = [(start, end)]
     if ctx.max_concurrent > 1 and not ctx.tickers and start is not None:
         if isinstance(start, dt.datetime):
-            stop = end if end is not None else _next_midnight(dt.datetime.now(dt.UTC).date())
+            stop = end if end is not None else _next_midnight(ctx.snapshot_date)
         else:
-            stop = end if end is not None else dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)
+            stop = end if end is not None else ctx.snapshot_date + dt.timedelta(days=1)
         months = _months(start, stop)
         if len(months) > 1:
             spans = months
+    if cursor is None and end is None:
+        # reference data is dated ahead (dividends declared with a future ex-date, splits announced
+        # before they execute): a range without -e has no upper bound, whatever the month cuts
+        spans[-1] = (spans[-1][0], None)
     return [_bounds(field_name, a, b) for a, b in spans]
 
 

@@ -201,6 +201,44 @@ def expired_contracts_since(bronze_dir: Path, today: dt.date) -> dt.date:
     return loaded[-1] if loaded else needed
 
 
+def refresh_window_start(dataset: str, runs_dir: Path, bronze_dir: Path, today: dt.date) -> dt.date | None:
+    """First date the daily refresh lists of a windowed dataset (splits, dividends), or None to list it whole.
+
+    The window reaches `settings.refresh_window_days` back from the day of the last complete listing:
+    a recorded run that succeeded over the whole market with no end date (`-e`), from at most that many
+    days before it (a whole listing, or a window like this one). Everything announced before that run and
+    dated inside its range is in bronze; what was announced since is dated after (or shortly before) the
+    announcement, so inside the new window, which has no end: actions announced ahead are listed too.
+    Corrections of older actions are picked up by the next whole listing (`refresh weekly`). Without such a
+    run, or with no partition in bronze, the whole history is listed.
+    """
+    days = settings.refresh_window_days(dataset)
+    if days is None:
+        return None
+    spec = settings.DATASETS[dataset]
+    if not any(_partition_dates(bronze_dir / spec.table_dir(t), t.partition) for t in spec.tables):
+        return None
+    from loaders import runs
+
+    anchor: dt.date | None = None
+    for run in runs.read_runs(runs_dir, dataset):
+        args = run.get("args") or {}
+        if run.get("kind") != "rest" or run.get("status") != "ok" or args.get("end"):
+            continue
+        if args.get("tickers_file"):
+            continue
+        listed_on = args.get("listed_on") or run.get("started_at")
+        if args.get("backfill_years") is not None or not listed_on:
+            continue
+        started = dt.date.fromisoformat(str(listed_on)[:10])
+        if args.get("start") and dt.date.fromisoformat(args["start"]) > started - dt.timedelta(days=days):
+            continue  # a narrower listing than the window: it does not vouch for what lies before it
+        anchor = started if anchor is None else max(anchor, started)
+    if anchor is None:
+        return None
+    return min(anchor, today) - dt.timedelta(days=days)
+
+
 def run_dataset(
     dataset: str,
     start: dt.date | None,
@@ -250,9 +288,9 @@ def run_dataset(
             from loaders import runs
 
             try:
-                outcome.run = runs.start_run(
-                    cfg.runs_dir, dataset, "rest", {**ledger_args, "pipeline": spec.pipeline_name}
-                )
+                # the day of the listing: the next daily refresh's window reaches back from it
+                args = {**ledger_args, "pipeline": spec.pipeline_name, "listed_on": _today().isoformat()}
+                outcome.run = runs.start_run(cfg.runs_dir, dataset, "rest", args)
             except OSError as exc:
                 console.print(f"[yellow]warning:[/yellow] run ledger not written: {exc}")
         client = PolygonClient(
@@ -282,6 +320,7 @@ def run_dataset(
             end=explicit_end if spec.dated else None,
             tickers=tickers,
             max_concurrent=max_concurrent,
+            snapshot_date=_today(),
             expired_since=(
                 expired_contracts_since(cfg.bronze_dir, last_day)
                 if dataset == "options_contracts" and first_day is None and explicit_end is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 from loaders import datasets as registry
 from loaders.datasets import Dataset, Endpoint, Table
@@ -53,3 +54,26 @@ def years_before(day: dt.date, years: int) -> dt.date:
         return day.replace(year=day.year - years)
     except ValueError:
         return day.replace(year=day.year - years, day=28)
+
+
+#: overrides the registry's `refresh_window_days` of every windowed dataset (0: the daily refresh lists
+#: them whole, as the weekly one does)
+REFRESH_WINDOW_SETTING = "QM_REFRESH_WINDOW_DAYS"
+
+
+def refresh_window_days(name: str) -> int | None:
+    """Days of look-back of the daily refresh's listing of `name` (None: it lists the whole history).
+
+    The registry's `refresh_window_days`, or `QM_REFRESH_WINDOW_DAYS` for every dataset that has one.
+    """
+    days = DATASETS[name].refresh_window_days
+    if days is None:
+        return None
+    raw = os.environ.get(REFRESH_WINDOW_SETTING, "").strip()
+    if raw:
+        if not raw.isdigit():
+            raise ValueError(
+                f"{REFRESH_WINDOW_SETTING}={raw!r}: expected a whole number of days (0 lists the whole history)"
+            )
+        days = int(raw)
+    return days or None

@@ -18,7 +18,7 @@ import json
 import math
 import threading
 import weakref
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, is_dataclass
 from typing import Any
@@ -35,6 +35,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from loaders.sandbox import rest_aggs
 from loaders.sandbox.rest_query import (
+    PAGE_MARKER,
     Filter,
     ListEndpoint,
     QueryError,
@@ -61,6 +62,7 @@ BAD_GATEWAY_HTML = (
     "<center><h1>502 Bad Gateway</h1></center>\r\n</body>\r\n</html>\r\n"
 )
 GZIP_MIN_BYTES = 1024
+REQUEST_LOG_SIZE = 10_000
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 # field lists of the list endpoints' result items, from the OpenAPI spec (detail endpoints return more)
@@ -421,6 +423,9 @@ class SandboxRest:
         self._cache: OrderedDict[tuple[Any, ...], list[tuple[SortKey, Record]]] = OrderedDict()
         self._cache_lock = threading.Lock()
         self.stats: Counter[str] = Counter()
+        #: (path, parameters) of every list request answered, newest last, the cursor of a next page
+        #: decoded to what it asks for (GET /_sandbox/requests)
+        self.requests: deque[tuple[str, dict[str, str]]] = deque(maxlen=REQUEST_LOG_SIZE)
 
     # -- helpers -------------------------------------------------------------------------------------
 
@@ -518,6 +523,7 @@ class SandboxRest:
 
         def handle(request: Request, today: dt.date, rid: str) -> Reply:
             params = effective_params(dict(request.query_params))
+            self.requests.append((path, {k: v for k, v in params.items() if k != PAGE_MARKER}))
             ordered = self._ordered(endpoint, source, params, today)
             page = paginate(endpoint, ordered, params)
             body: dict[str, Any] = {"results": page.results, "status": "OK", "request_id": rid}
@@ -652,6 +658,14 @@ class SandboxRest:
                 return await self._send(request, Reply(200, self.faults.as_dict()))
             if action == "state" and request.method == "GET":
                 return await self._send(request, Reply(200, self._state()))
+            if action == "requests" and request.method == "GET":
+                wanted = request.query_params.get("path")
+                log = [
+                    {"path": path, "params": params}
+                    for path, params in list(self.requests)
+                    if wanted is None or path == wanted
+                ]
+                return await self._send(request, Reply(200, {"requests": log}))
         except QueryError as exc:
             return await self._send(request, Reply(400, {"status": "ERROR", "error": str(exc)}))
         return await self._send(
