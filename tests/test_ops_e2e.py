@@ -58,11 +58,14 @@ def _cli(*args: str) -> tuple[int, str]:
 
 def _files(root: Path) -> dict[str, bytes]:
     """Every file's bytes; the gold manifest without its per-ticker write tokens, which change whenever a
-    ticker's files are written whole (so an incremental and a clean export differ there by design)."""
+    ticker's files are written whole, and the newest `built_at` it consumed, the start of the dbt run
+    that wrote it (so an incremental and a clean export differ there by design)."""
     out = {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
     if ".quantmini-manifest.json" in out:
         manifest = json.loads(out[".quantmini-manifest.json"])
         for freq in manifest.values():
+            if isinstance(freq, dict):
+                freq.pop("built_at", None)
             for entry in freq.get("symbols", {}).values() if isinstance(freq, dict) else []:
                 entry.pop("token", None)
         out[".quantmini-manifest.json"] = json.dumps(manifest, sort_keys=True).encode()

@@ -199,14 +199,17 @@ def _gold_files(root: Path) -> dict[str, bytes]:
 
 
 def _manifest_spans(content: bytes) -> dict[str, Any]:
-    """A gold manifest without what is bookkeeping of one export (per-ticker write tokens, and the
-    fingerprints of silver's doubles, which a one-ulp difference between engines changes)."""
+    """A gold manifest without what is bookkeeping of one export (per-ticker write tokens, the
+    fingerprints of silver's doubles, which a one-ulp difference between engines changes, and the
+    newest `built_at` consumed, the start of the build that wrote it)."""
     import json
 
     manifest = json.loads(content)
     for freq in manifest.values():
+        if isinstance(freq, dict):
+            freq.pop("built_at", None)
         for entry in freq.get("symbols", {}).values() if isinstance(freq, dict) else []:
-            for key in ("token", "rows", "hash"):
+            for key in ("token", "rows", "hash", "short"):
                 entry.pop(key, None)
     return manifest
 
