@@ -310,6 +310,7 @@ def plan_daily(
         stamped and bool(symbols) and "built_at" in previous and all("count" in e for e in symbols.values())
     )
     watermark: str | None = None
+    new_rows: str | None = None
     notes: list[str] = []
     fingerprints: list[str | None]
     if by_built_at:
@@ -318,6 +319,7 @@ def plan_daily(
             return None
         tickers, first, last, counts, kept, notes, watermark = planned
         fingerprints = [None] * len(tickers)
+        new_rows = _built_after(previous["built_at"])
     elif stamped and not symbols:  # a full export: spans only, the next export reads built_at
         spans = _spans(con, mart, label)
         if not spans:
@@ -364,7 +366,9 @@ def plan_daily(
         {k: v for k, v in (("rows", fingerprints[i]), ("short", shorts[i])) if v is not None}
         for i in range(len(tickers))
     ]
-    plan = SeriesPlan(tickers, first, last, counts, np.array(kept, dtype=bool), entries, extra, notes)
+    plan = SeriesPlan(
+        tickers, first, last, counts, np.array(kept, dtype=bool), entries, extra, notes, new_rows
+    )
     return plan, calendar
 
 
@@ -524,13 +528,17 @@ def _day_keys(column: pa.ChunkedArray) -> np.ndarray:
     return column.cast(pa.date32()).cast(pa.int32()).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
-def daily_fetcher(con: duckdb.DuckDBPyConnection, relation: str, features: Sequence[str]) -> Any:
+def daily_fetcher(
+    con: duckdb.DuckDBPyConnection, relation: str, features: Sequence[str], new_rows: str | None = None
+) -> Any:
     """`fetch(wanted)` for `write_planned`: the rows of the wanted tickers (after their key, if given),
-    streamed from the database ordered by ticker."""
+    streamed from the database ordered by ticker. `new_rows` is a condition every row an append needs
+    meets (`built_at` after the previous export): appends are then fetched by a query of their own
+    that reads only those rows' row groups, since old sessions are spread over the whole table."""
     label = f"{DAILY_RELATION} ({relation})"
     epoch = dt.date(1970, 1, 1)
 
-    def fetch(wanted: list[tuple[str, int | None]]) -> Any:
+    def query(wanted: list[tuple[str, int | None]], source: str) -> Any:
         after = [dt.date(1, 1, 1) if key is None else epoch + dt.timedelta(days=key) for _, key in wanted]
         table = pa.table(
             {
@@ -540,9 +548,9 @@ def daily_fetcher(con: duckdb.DuckDBPyConnection, relation: str, features: Seque
         )
         view = f"quantmini_wanted_{uuid.uuid4().hex[:8]}"
         # a constant lower bound lets the scan skip the row groups of older sessions when only appends
-        # are wanted (the usual daily refresh)
+        # are wanted and the table is laid out by session
         sql = (
-            f"select d.* from ({daily_query(relation, features)}) as d "
+            f"select d.* from ({daily_query(source, features)}) as d "
             f"join {view} as w on d.ticker = w.ticker and d.session_date > w.after_date "
             f"where d.session_date > date '{min(after).isoformat()}' "
             "order by d.ticker"
@@ -556,6 +564,18 @@ def daily_fetcher(con: duckdb.DuckDBPyConnection, relation: str, features: Seque
             yield from reader
         finally:
             con.unregister(view)
+
+    def fetch(wanted: list[tuple[str, int | None]]) -> Any:
+        if new_rows is None:
+            yield from query(wanted, relation)
+            return
+        # each ticker's rows stay together: whole tickers first, then the appended ones
+        whole = [w for w in wanted if w[1] is None]
+        appended = [w for w in wanted if w[1] is not None]
+        if whole:
+            yield from query(whole, relation)
+        if appended:
+            yield from query(appended, f"(select * from {relation} where {new_rows})")
 
     return fetch
 
@@ -661,7 +681,11 @@ def export_qlib(
             )
         fields = (*DAILY_FIELDS, *features)
         daily = DailyExport(
-            planned[0], planned[1], fields, daily_fetcher(con, daily_relation, features), daily_relation
+            planned[0],
+            planned[1],
+            fields,
+            daily_fetcher(con, daily_relation, features, planned[0].new_rows),
+            daily_relation,
         )
         reasons = ["--full"] if full else _full_reasons(previous, planned[1], fields)
         if not reasons:

@@ -467,6 +467,8 @@ class SeriesPlan:
     entries: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: an SQL condition every row an append needs meets (e.g. written after the previous export), or None
+    new_rows: str | None = None
 
 
 def _keys(column: pa.ChunkedArray, freq: str) -> np.ndarray:
