@@ -299,6 +299,43 @@ def _old_keys(files: list[Path], pk: list[str], partition_column: str, text: str
     return _key_array(table, pk, (partition_column, _constant_text(text, rows)))
 
 
+def _moved_from(
+    folders: list[Path],
+    affected: set[str],
+    new_keys: pa.Array,
+    pk: list[str],
+    partition_column: str,
+    prefix: str,
+) -> set[str]:
+    """The partitions outside `affected` holding one of `new_keys`: a key that moved to another partition.
+
+    A key that includes the partition column cannot be in another partition's folder, so nothing is read.
+    Otherwise the stored key columns of all those partitions are read in one pass (a windowed listing
+    merged into years of history reads a few bytes per partition, not one table each); only when a key
+    is found are the partitions looked at one by one to tell which ones hold it.
+    """
+    if partition_column in pk:
+        return set()
+    others = {
+        folder.name: files
+        for folder in folders
+        if folder.name not in affected and (files := sorted(folder.glob("*.parquet")))
+    }
+    if not others:
+        return set()
+    every_file = [str(f) for files in others.values() for f in files]
+    stored = pq.ParquetDataset(every_file, partitioning=None).read(columns=pk)
+    if not pc.any(pc.is_in(_key_array(stored, pk), value_set=new_keys)).as_py():
+        return set()
+    return {
+        name
+        for name, files in others.items()
+        if pc.any(
+            pc.is_in(_old_keys(files, pk, partition_column, name[len(prefix) :]), value_set=new_keys)
+        ).as_py()
+    }
+
+
 def merge_partitions(
     root: Path | str,
     dataset: str,
@@ -339,15 +376,7 @@ def merge_partitions(
     existing = (
         [p for p in base.iterdir() if p.name.startswith(prefix) and p.is_dir()] if base.is_dir() else []
     )
-    for folder in existing:
-        if folder.name in affected:
-            continue
-        files = sorted(folder.glob("*.parquet"))
-        if not files:
-            continue
-        old_keys = _old_keys(files, pk, partition_column, folder.name[len(prefix) :])
-        if pc.any(pc.is_in(old_keys, value_set=new_keys)).as_py():
-            affected.add(folder.name)
+    affected |= _moved_from(existing, affected, new_keys, pk, partition_column, prefix)
 
     token = _new_token()
     staging = root / STAGING / dataset / token
