@@ -121,6 +121,13 @@ def bronze(data: Path, dataset: str) -> list[tuple[Any, ...]]:
     return duckdb.sql(f"select id, * exclude (id, _dlt_load_id) from {relation} order by all").fetchall()
 
 
+def window_anchor(data: Path, dataset: str, listed_on: dt.date) -> dt.date:
+    """The day a daily window reaches back from: the last listing, or the newest action dated by then."""
+    folders = (data / "bronze" / dataset).glob("*=*")
+    held = [day for f in folders if (day := dt.date.fromisoformat(f.name.split("=")[1])) <= listed_on]
+    return max(held) if held else listed_on
+
+
 def bronze_files(data: Path, dataset: str) -> dict[str, tuple[int, int]]:
     """Partition folder -> (inode, mtime) of its file: tells which partitions a merge rewrote."""
     out = {}
@@ -154,7 +161,7 @@ def test_daily_refresh_lists_a_window_and_ends_with_the_bronze_of_a_whole_listin
             sent = server.requests(name)
             assert sent, f"{name} was not requested"
             # the window reaches 30 days back from the previous listing (the first: the whole load)
-            expected = (last_listing - dt.timedelta(days=30)).isoformat()
+            expected = (window_anchor(windowed, name, last_listing) - dt.timedelta(days=30)).isoformat()
             gte = f"{DATE_PARAM[name]}.gte"
             # cut into calendar months for parallel listings, the newest with no upper bound: actions
             # announced ahead are listed
@@ -264,8 +271,9 @@ def test_weekly_refresh_plain_ingest_and_a_zero_window_list_the_whole_history(
     monkeypatch.setenv(settings.REFRESH_WINDOW_SETTING, "7")
     server.rest.requests.clear()
     daily(server)
-    gte = {p.get("ex_dividend_date.gte") for p in server.requests("dividends")}
-    assert gte == {(server.market.today - dt.timedelta(days=7)).isoformat()}
+    gte = min(p["ex_dividend_date.gte"] for p in server.requests("dividends"))
+    anchor = window_anchor(load_settings().data_dir, "dividends", server.market.today)
+    assert gte == (anchor - dt.timedelta(days=7)).isoformat()
     monkeypatch.setenv(settings.REFRESH_WINDOW_SETTING, "a month")
     summary = refresh.run_refresh(load_settings(), "daily", ["dividends"], build=False, validate=False)
     assert summary.code == refresh.EXIT_INGEST
@@ -283,7 +291,13 @@ def test_no_complete_listing_in_the_ledger_means_a_whole_listing(
     assert commands.refresh_window_start("dividends", cfg.runs_dir, cfg.bronze_dir, today) is None
     ingest("dividends")
     start = commands.refresh_window_start("dividends", cfg.runs_dir, cfg.bronze_dir, today)
-    assert start == today - dt.timedelta(days=30)
+    newest = max(
+        d["ex_dividend_date"] for d in server.market.dividends() if d["ex_dividend_date"] <= str(today)
+    )
+    assert start == dt.date.fromisoformat(newest) - dt.timedelta(days=30)  # sparse: the newest it held
+    assert commands.refresh_window_start(
+        "dividends", cfg.runs_dir, cfg.bronze_dir, dt.date.fromisoformat(newest)
+    ) == dt.date.fromisoformat(newest) - dt.timedelta(days=30)
     recorded = [r for r in runs.read_runs(cfg.runs_dir, "dividends") if r.get("status") == "ok"]
     assert recorded[-1]["args"]["listed_on"] == today.isoformat()
     for folder in (data / "bronze" / "dividends").iterdir():  # bronze lost: list it whole again

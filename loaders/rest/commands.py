@@ -204,7 +204,8 @@ def expired_contracts_since(bronze_dir: Path, today: dt.date) -> dt.date:
 def refresh_window_start(dataset: str, runs_dir: Path, bronze_dir: Path, today: dt.date) -> dt.date | None:
     """First date the daily refresh lists of a windowed dataset (splits, dividends), or None to list it whole.
 
-    The window reaches `settings.refresh_window_days` back from the day of the last complete listing:
+    The window reaches `settings.refresh_window_days` back from the day of the last complete listing (or
+    from the newest action in bronze dated on or before it, when that is earlier):
     a recorded run that succeeded over the whole market with no end date (`-e`), from at most that many
     days before it (a whole listing, or a window like this one). Everything announced before that run and
     dated inside its range is in bronze; what was announced since is dated after (or shortly before) the
@@ -216,7 +217,10 @@ def refresh_window_start(dataset: str, runs_dir: Path, bronze_dir: Path, today: 
     if days is None:
         return None
     spec = settings.DATASETS[dataset]
-    if not any(_partition_dates(bronze_dir / spec.table_dir(t), t.partition) for t in spec.tables):
+    loaded = sorted(
+        day for t in spec.tables for day in _partition_dates(bronze_dir / spec.table_dir(t), t.partition)
+    )
+    if not loaded:
         return None
     from loaders import runs
 
@@ -236,7 +240,13 @@ def refresh_window_start(dataset: str, runs_dir: Path, bronze_dir: Path, today: 
         anchor = started if anchor is None else max(anchor, started)
     if anchor is None:
         return None
-    return min(anchor, today) - dt.timedelta(days=days)
+    anchor = min(anchor, today)
+    # and from no later than the newest action dated by then: a sparse dataset, or a lake whose source
+    # clock stands behind the wall clock (the sandbox), is listed back from what it last held
+    held = [day for day in loaded if day <= anchor]
+    if held:
+        anchor = min(anchor, held[-1])
+    return anchor - dt.timedelta(days=days)
 
 
 def run_dataset(
