@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -715,6 +716,10 @@ def main() -> None:
             raise
         console(stderr=True).print(f"[red]error:[/red] {describe(error)}", highlight=False, soft_wrap=True)
         raise SystemExit(1) from None
+    finally:
+        # The interpreter's exit collects garbage over every object the imports created (about a million
+        # once dlt is loaded): 0.3-0.4 CPU-s for nothing, as the process ends. Frozen objects are skipped.
+        gc.freeze()
 
 
 if __name__ == "__main__":

@@ -610,3 +610,33 @@ def test_without_a_start_date_the_run_continues_after_the_newest_session(sandbox
     )  # up to date
     assert len(runs.read_runs(data / "runs", "stocks_daily")) == 2
     assert ingest_command("stocks_daily", DAYS[3], DAYS[2], incremental=True, max_concurrent=2) == EXIT_BUSY
+
+
+def test_an_ingest_process_never_imports_pandas(sandbox_env: dict[str, str]) -> None:
+    """pyarrow imports pandas on its first conversion of a Python value (0.5 CPU-s per process,
+    `loaders.flatfiles.arrays`): neither the small-file path nor the streamed large-file path may convert one,
+    nor may dlt's state document (a new session changes the state). The first run of a data dir computes
+    the session calendar's cache with pandas, once; the runs after it are measured."""
+
+    def ingest(days: list[dt.date], stream: bool) -> list[str]:
+        code = (
+            "import datetime as dt, sys\n"
+            "from loaders.flatfiles import settings as ff\n"
+            "from loaders.flatfiles.commands import ingest_command\n"
+            f"days = [dt.date.fromisoformat(d) for d in {[d.isoformat() for d in days]!r}]\n"
+            "if %r:\n    ff.SMALL_FILE_ROWS, ff.INFLATE_IN_MEMORY_BYTES = 0, 0  # batches streamed, linked\n"
+            "for dataset in ('stocks_daily', 'options_daily'):\n"
+            "    assert ingest_command(dataset, days[0], days[-1], incremental=True, max_concurrent=2) == 0\n"
+            "print('pandas' in sys.modules, 'pyarrow.dataset' in sys.modules)\n"
+        ) % stream
+        proc = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=os.environ.copy()
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return proc.stdout.split()[-2:]
+
+    ingest(DAYS[:1], stream=False)  # fills the calendar cache and creates the pipelines
+    assert ingest(DAYS[1:3], stream=False) == ["False", "False"], "pandas or pyarrow.dataset was imported"
+    assert ingest(DAYS[3:4], stream=True) == ["False", "False"], "pandas or pyarrow.dataset was imported"
+    loaded = {r[-1] for r in _rows(_data(sandbox_env), "options_daily")}
+    assert loaded == set(DAYS[:4])

@@ -286,6 +286,49 @@ def test_a_repeated_bar_in_a_later_batch_is_found(tmp_path: Path) -> None:
     assert info.value.line == 3002 and "repeats line 12" in str(info.value)
 
 
+def _sorted_minute_rows(tickers: int, minutes: int) -> list[str]:
+    """Rows in Polygon's order: by ticker, then window_start."""
+    return [
+        f"T{t:03d},1,1,1,1,1,{MIDNIGHT_ET + (600 + m) * 60 * 10**9},1"
+        for t in range(tickers)
+        for m in range(minutes)
+    ]
+
+
+@pytest.mark.parametrize("at", [1, 499, 500, 501, 2999])
+def test_a_repeated_bar_in_a_file_in_polygon_order_is_found_within_and_across_batches(
+    tmp_path: Path, at: int
+) -> None:
+    """Sorted files skip the hash check; a bar repeated right after itself must still be caught."""
+    rows = _sorted_minute_rows(10, 300)
+    rows.insert(at + 1, rows[at])
+    with pytest.raises(FlatFileError) as info:
+        _load(_write(tmp_path, rows), block_size=16 << 10, batch_rows=500)
+    assert info.value.line == at + 3 and f"repeats line {at + 2}" in str(info.value)
+
+
+def test_a_file_in_polygon_order_needs_no_hash_check_and_loads_every_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loaders.flatfiles import parse
+
+    trackers: list[Any] = []
+
+    class Recorded(parse._KeyTracker):
+        def __init__(self) -> None:
+            super().__init__()
+            trackers.append(self)
+
+    monkeypatch.setattr(parse, "_KeyTracker", Recorded)
+    rows = _sorted_minute_rows(10, 300)
+    assert _load(_write(tmp_path, rows), block_size=16 << 10, batch_rows=500).num_rows == 3000
+    assert trackers[-1].ordered and trackers[-1].rows == 3000
+    # the same rows out of order take the hash check, and load the same
+    shuffled = rows[1500:] + rows[:1500]
+    assert _load(_write(tmp_path, shuffled), block_size=16 << 10, batch_rows=500).num_rows == 3000
+    assert not trackers[-1].ordered
+
+
 def test_invalid_utf8_names_line_byte_and_field(tmp_path: Path) -> None:
     path = tmp_path / "f.csv.gz"
     body = "\n".join([HEADER, *SAMPLE]).encode() + b"\nB\xffC,1,1,1,1,1,1680033600000000000,1\n"

@@ -20,6 +20,7 @@ import dlt
 import pyarrow as pa
 from dlt.common.storages.load_package import load_package_state
 
+from loaders.flatfiles import arrays
 from loaders.flatfiles import settings as ff
 from loaders.flatfiles.parse import FlatFileError, prefetch, read_flatfile
 
@@ -81,15 +82,15 @@ MANIFEST_SCHEMA = pa.schema(
 
 
 def _manifest(rows: list[tuple[LandedFile, int]], load_id: str) -> pa.Table:
-    return pa.table(
-        {
-            "session_date": [item.session for item, _ in rows],
-            "source_key": [item.key for item, _ in rows],
-            "source_etag": [item.etag for item, _ in rows],
-            "source_size": [item.size for item, _ in rows],
-            "rows": [n for _, n in rows],
-            "load_id": [load_id] * len(rows),
-        },
+    return pa.Table.from_arrays(
+        [
+            arrays.dates([item.session for item, _ in rows]),
+            arrays.strings([item.key for item, _ in rows]),
+            arrays.strings([item.etag for item, _ in rows]),
+            arrays.int64s([item.size for item, _ in rows]),
+            arrays.int64s([n for _, n in rows]),
+            arrays.strings([load_id] * len(rows)),
+        ],
         schema=MANIFEST_SCHEMA,
     )
 

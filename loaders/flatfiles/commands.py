@@ -93,13 +93,19 @@ def make_pipeline(dataset: ff.Dataset, settings: Settings) -> Any:
     from loaders.bronze.destinations import flatfiles_destination
 
     destination = flatfiles_destination(settings.bronze_dir, dataset.name)
-    return dlt.pipeline(
+    pipeline = dlt.pipeline(
         pipeline_name=dataset.pipeline_name,
         pipelines_dir=str(settings.pipelines_dir / "pipelines"),
         destination=destination,
         dataset_name=dataset.name,
         progress="log" if os.environ.get("QM_PROGRESS") else None,
     )
+    # The state lives in the pipeline's working folder only: bronze is a custom destination, which keeps
+    # no `_dlt_pipeline_state` table to restore it from. Without this, every run whose state changed
+    # (each new session) would add a state document to its package, which dlt normalizes row by row
+    # from Python objects and the destination then ignores.
+    pipeline.config.restore_from_destination = False
+    return pipeline
 
 
 def _pending_load_ids(pipeline: Any) -> set[str]:

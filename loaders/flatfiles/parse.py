@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from loaders.flatfiles import settings as ff
+from loaders.flatfiles.arrays import constant_strings
 
 log = logging.getLogger(__name__)
 NEW_YORK = ZoneInfo("America/New_York")
@@ -205,8 +205,8 @@ def _validate(batch: pa.RecordBatch, name: str, first_line: int, lo: int, hi: in
             index = _first_index(pc.is_null(array))
             raise FlatFileError(name, "missing value", line=first_line + index, field=column)
     tickers = batch.column("ticker")
-    empty = pc.equal(pc.binary_length(tickers), 0)
-    if pc.any(empty).as_py():
+    if pc.min(pc.binary_length(tickers)).as_py() == 0:
+        empty = pc.equal(pc.binary_length(tickers), 0)
         raise FlatFileError(name, "missing value", line=first_line + _first_index(empty), field="ticker")
     for column in ("volume", "open", "close", "high", "low"):
         finite = pc.is_finite(batch.column(column))
@@ -232,8 +232,27 @@ def _validate(batch: pa.RecordBatch, name: str, first_line: int, lo: int, hi: in
         )
 
 
+def _values_ok(batch: pa.RecordBatch) -> bool:
+    """Whether every row meets the bronze row contract: a few aggregates and array-to-array comparisons.
+
+    No comparison with a Python number here: that would import pandas (`loaders.flatfiles.arrays`).
+    """
+    o, h, lo, c = (batch.column(x) for x in ("open", "high", "low", "close"))
+    if min(pc.min(x).as_py() for x in (o, h, lo, c)) <= 0:
+        return False
+    if pc.min(batch.column("volume")).as_py() < 0 or pc.min(batch.column("transactions")).as_py() < 0:
+        return False
+    return not (
+        pc.any(pc.less(h, lo)).as_py()
+        or pc.any(pc.less(h, pc.max_element_wise(o, c))).as_py()
+        or pc.any(pc.greater(lo, pc.min_element_wise(o, c))).as_py()
+    )
+
+
 def _check_values(batch: pa.RecordBatch, name: str, first_line: int) -> None:
     """The bronze row contract (docs/ingestion.md, "Bad rows"): the earliest violating row rejects the file."""
+    if _values_ok(batch):
+        return
     o, h, lo, c = (batch.column(x) for x in ("open", "high", "low", "close"))
     v, t = batch.column("volume"), batch.column("transactions")
     rules: list[tuple[Any, str, Callable[[int], str]]] = [
@@ -273,34 +292,53 @@ def _check_values(batch: pa.RecordBatch, name: str, first_line: int) -> None:
 class _KeyTracker:
     """(ticker, window_start) of every row of one file, to reject a file that repeats a bar.
 
-    Holds the two key columns only (about 17 bytes a row); the check is one hash aggregation at the end.
+    Polygon's files are sorted by ticker, then window_start: while every row's key is greater than the one
+    before it (one vectorised comparison per batch, and one across batches), no key can repeat. A file out
+    of that order is checked with one hash aggregation over all its keys at the end, so the two key
+    columns of the file are held (about 17 bytes a row) until then.
     """
 
     def __init__(self) -> None:
         self.tickers: list[pa.Array] = []
         self.starts: list[pa.Array] = []
         self.rows = 0
+        self.ordered = True
+        self._last: tuple[str, int] | None = None
 
     def add(self, batch: pa.RecordBatch) -> None:
-        self.tickers.append(batch.column("ticker"))
-        self.starts.append(batch.column("window_start"))
+        tickers, starts = batch.column("ticker"), batch.column("window_start")
+        self.tickers.append(tickers)
+        self.starts.append(starts)
         self.rows += batch.num_rows
+        if self.ordered and batch.num_rows:
+            first = (tickers[0].as_py(), starts[0].as_py())
+            self.ordered = (self._last is None or self._last < first) and _increasing(tickers, starts)
+            self._last = (tickers[-1].as_py(), starts[-1].as_py())
 
     def repeats(self) -> bool:
-        if self.rows < 2:
+        if self.rows < 2 or self.ordered:
             return False
         keys = pa.table({"t": pa.chunked_array(self.tickers), "w": pa.chunked_array(self.starts)})
         distinct = keys.group_by(["t", "w"]).aggregate([]).num_rows
         return distinct < self.rows
 
 
+def _increasing(tickers: pa.Array, starts: pa.Array) -> bool:
+    """Whether every (ticker, window_start) is greater than the one before it (tickers compared as bytes)."""
+    n = len(tickers)
+    if n < 2:
+        return True
+    t0, t1, s0, s1 = tickers.slice(0, n - 1), tickers.slice(1), starts.slice(0, n - 1), starts.slice(1)
+    later = pc.or_(pc.less(t0, t1), pc.and_(pc.equal(t0, t1), pc.less(s0, s1)))
+    return bool(pc.all(later).as_py())
+
+
 def _to_bronze(batch: pa.RecordBatch | pa.Table, key: str, etag: str, load_id: str) -> pa.Table:
     """Bronze column order and types; the three lineage columns are dictionary-encoded constants."""
     n = batch.num_rows
-    indices = pa.array(np.zeros(n, dtype=np.int32))
 
     def constant(value: str) -> pa.DictionaryArray:
-        return pa.DictionaryArray.from_arrays(indices, pa.array([value], pa.string()))
+        return constant_strings(value, n)
 
     window_start = batch.column("window_start").cast(pa.timestamp("ns", tz="UTC"))
     window_start = window_start.cast(pa.timestamp("us", tz="UTC"), safe=False)
