@@ -59,19 +59,30 @@
 
 
 {#- Product of a double expression over a group, or over a window when `over` (the window
-    specification, without the `over` keyword) is given. Spark has no product aggregate: it folds the
-    collected values, in frame order for an ordered window. -#}
+    specification, without the `over` keyword) is given. Both engines fold the collected values left to
+    right, in frame order for an ordered window and in ascending order for a group, so every build (and
+    both engines) multiply in one order and give the same bits: a parallel product() combines partial
+    products in whatever order threads finish. -#}
 {% macro product(expression, over=none) -%}
     {{ return(adapter.dispatch('product', 'quantmini')(expression, over)) }}
 {%- endmacro %}
 
 {% macro default__product(expression, over) -%}
-    product({{ expression }}){% if over is not none %} over ({{ over }}){% endif %}
+    {%- set value = 'cast(' ~ expression ~ ' as double)' -%}
+    {%- set collected = ('list(' ~ value ~ ') over (' ~ over ~ ')') if over is not none
+        else ('list(' ~ value ~ ' order by ' ~ value ~ ')') -%}
+    list_reduce(
+        list_prepend(cast(1.0 as double), {{ collected }}),
+        lambda accumulated, factor: accumulated * factor
+    )
 {%- endmacro %}
 
 {% macro spark__product(expression, over) -%}
+    {%- set value = 'cast(' ~ expression ~ ' as double)' -%}
+    {%- set collected = ('collect_list(' ~ value ~ ') over (' ~ over ~ ')') if over is not none
+        else ('array_sort(collect_list(' ~ value ~ '))') -%}
     aggregate(
-        collect_list(cast({{ expression }} as double)){% if over is not none %} over ({{ over }}){% endif %},
+        {{ collected }},
         cast(1.0 as double),
         (accumulated, factor) -> accumulated * factor
     )
