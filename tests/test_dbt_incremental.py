@@ -2,9 +2,10 @@
 
 Phase 1 builds silver over the first sessions. Phase 2 then changes bronze the ways production does:
 new sessions, minute bars arriving late for an old session, a re-loaded session with a corrected close
-and a vanished row, a split and a dividend that arrive after the sessions they adjust, and the option
-contracts reference loaded for the first time. The incremental run must then match a `--full-refresh`
-build of the same bronze into another DuckDB file.
+and a vanished row, a split and a dividend that arrive after the sessions they adjust, a ticker change
+learnt after both names traded (LGCY's old bars move to NEWC), and the option contracts reference loaded
+for the first time. The incremental run must then match a `--full-refresh` build of the same bronze
+into another DuckDB file, every column but the build bookkeeping (`built_at`, `rewritten_from_date`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dbt_fixtures import (
     SILVER_SELECTION,
     contract_references,
     run_dbt,
+    ticker_event_records,
     write_flatfile_session,
     write_market_sessions,
     write_rest_records,
@@ -35,6 +37,7 @@ NEW_SESSIONS = 12
 COMPARED = {
     "main_intermediate.int_trading_sessions": "session_date",
     "main_intermediate.int_stock_minute_bars_aggregated_daily": "ticker, session_date",
+    "main_intermediate.int_stock_daily_bars": "listed_ticker, session_date",
     "main_intermediate.int_stock_adjustment_factors": "ticker, applies_until_date",
     "main_intermediate.int_stock_daily_adjusted": "ticker, session_date",
     "main_intermediate.int_ticker_history": "security_id, valid_from_date",
@@ -46,16 +49,16 @@ COMPARED = {
 }
 
 
-#: columns that differ between two builds by design: when the run that wrote the row started
-BUILD_TIMES = ("built_at",)
+# when and from which session a build wrote a row: differs between builds by design
+BOOKKEEPING = ("built_at", "rewritten_from_date")
 
 
 def _rows(data_dir: Path, relation: str, order_by: str) -> tuple[list[str], list[tuple[Any, ...]]]:
     with duckdb.connect(str(data_dir / "quantmini.duckdb"), read_only=True) as con:
-        cursor = con.execute(f"select * from {relation} order by {order_by}")
-        names = [d[0] for d in cursor.description]
-        keep = [i for i, name in enumerate(names) if name not in BUILD_TIMES]
-        return [names[i] for i in keep], [tuple(row[i] for i in keep) for row in cursor.fetchall()]
+        names = [d[0] for d in con.execute(f"select * from {relation} limit 0").description]
+        kept = ", ".join(f'"{name}"' for name in names if name not in BOOKKEEPING)
+        cursor = con.execute(f"select {kept} from {relation} order by {order_by}")
+        return [d[0] for d in cursor.description], cursor.fetchall()
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -93,7 +96,9 @@ def test_incremental_build_equals_full_refresh(tmp_path: Path) -> None:
     market = Market(
         MarketConfig(
             seed=5,
-            start=dt.date(2024, 1, 2),
+            # longer than the features' lookback plus its calendar slack, so incremental runs read a
+            # ticker's recent sessions only (and all of them for a ticker that missed many)
+            start=dt.date(2023, 4, 3),
             end=dt.date(2025, 3, 31),
             tickers=10,
             option_underlyings=2,
@@ -144,6 +149,13 @@ def test_incremental_build_equals_full_refresh(tmp_path: Path) -> None:
     write_rest_records(
         incremental_dir, "options_contracts", contract_references(market, sessions), generation=1
     )
+    # the ticker change LGCY -> NEWC is learnt only now, long after both names traded
+    current = market.stock_day_aggs(sessions[-1]).column("ticker").to_pylist()
+    write_rest_records(incremental_dir, "ticker_events", ticker_event_records(market, sorted(current)))
+    _, before_rename = _rows(
+        incremental_dir, "(select session_date from main.fct_stock_features_daily where ticker = 'LGCY')", "1"
+    )
+    assert before_rename, "LGCY traded under its own name in phase 1"
     run_dbt(["run", *SILVER_SELECTION], incremental_dir, tmp_path / "dbt-incremental")
 
     ran = tmp_path / "dbt-incremental" / "target" / "run" / "quantmini" / "models" / "marts"
@@ -182,16 +194,26 @@ def test_incremental_build_equals_full_refresh(tmp_path: Path) -> None:
         "ticker",
     )
     assert late_minutes, "minute bars loaded late for an old session feed its VWAP"
+    _, lgcy = _rows(incremental_dir, "(select * from main.fct_stock_features_daily where ticker = 'LGCY')", "1")
+    assert lgcy == [], "LGCY's bars moved to its current ticker"
+    _, newc = _rows(
+        incremental_dir,
+        f"(select session_date from main.fct_stock_features_daily where ticker = 'NEWC' "
+        f"and session_date <= date '{before_rename[-1][0]}')",
+        "1",
+    )
+    assert len(newc) == len(before_rename), "NEWC's history starts with LGCY's bars"
 
-    # built_at: NULL on the rows phase 2 left alone (written before the column existed), the run's
-    # time on every row it wrote (all new sessions among them); a full refresh stamps every row once
+    # built_at: the run's time on every row it wrote (all new sessions among them), phase 1's on the
+    # rows it left alone; a full refresh stamps every row once
     with duckdb.connect(str(incremental_dir / "quantmini.duckdb"), read_only=True) as con:
         stamps = con.execute(
-            "select count(distinct built_at), count(*) filter (where built_at is null), "
-            f"count(*) filter (where built_at is null and session_date > date '{cutoff}') "
-            "from main.fct_stock_features_daily"
+            "select count(distinct built_at), count(*) - count(built_at), "
+            "count(*) filter (where built_at < (select max(built_at) from main.fct_stock_features_daily)), "
+            "count(*) filter (where built_at < (select max(built_at) from main.fct_stock_features_daily) "
+            f"and session_date > date '{cutoff}') from main.fct_stock_features_daily"
         ).fetchone()
-    assert stamps[0] == 1 and stamps[1] > 0 and stamps[2] == 0, stamps
+    assert stamps[0] == 2 and stamps[1] == 0 and stamps[2] > 0 and stamps[3] == 0, stamps
     with duckdb.connect(str(full_dir / "quantmini.duckdb"), read_only=True) as con:
         assert con.execute(
             "select count(distinct built_at), count(*) - count(built_at) from main.fct_stock_features_daily"

@@ -206,7 +206,7 @@ def test_cleanup_refuses_what_silver_or_gold_would_lose_and_full_refresh_is_refu
     assert _rows(data, "select count(distinct session_date) from fct_stock_features_daily") == [(22,)]
 
     with pytest.raises(
-        AssertionError, match=r"fct_stock_features_daily holds 10 session\(s\).*allow_history_loss"
+        AssertionError, match=r"int_stock_daily_bars holds 10 session\(s\).*allow_history_loss"
     ):
         run_dbt(["build", "--select", "+fct_stock_features_daily", "--full-refresh"], data, data / "dbt")
     assert _rows(data, "select count(distinct session_date) from fct_stock_features_daily") == [(22,)]

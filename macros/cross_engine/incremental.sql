@@ -22,25 +22,28 @@
 {%- endmacro %}
 
 
-{#- Post-hook SQL that deletes stored rows whose (ticker, session) no longer exists in `current` (a
-    row gone from a re-loaded session), within bronze's span. Nothing on Spark: the session's
-    partition was replaced whole. -#}
-{% macro delete_vanished_ticker_sessions(current) -%}
-    {{ return(adapter.dispatch('delete_vanished_ticker_sessions', 'quantmini')(current)) }}
+{#- Post-hook SQL of a model keyed by (listed ticker, session) that rebuilds re-loaded sessions: the
+    rows of a session this build wrote carry its new load id, so a stored row of that session with
+    another load id is a bar gone from the re-loaded file and is deleted. Nothing on Spark: the
+    session's partition was replaced whole. -#}
+{% macro delete_replaced_bars() -%}
+    {{ return(adapter.dispatch('delete_replaced_bars', 'quantmini')()) }}
 {%- endmacro %}
 
-{% macro default__delete_vanished_ticker_sessions(current) -%}
+{% macro default__delete_replaced_bars() -%}
     {%- if is_incremental() -%}
         delete from {{ this }} as stored
         where
-            -- rows before bronze's first session are retained history (docs/operations.md, retention)
-            stored.session_date >= (select min(session_date) from {{ current }})
-            and not exists (
-                select 1 from {{ current }} as current_rows
-                where current_rows.ticker = stored.ticker and current_rows.session_date = stored.session_date
+            stored.built_at < {{ run_started_instant() }}
+            and exists (
+                select 1 from {{ this }} as written
+                where
+                    written.built_at = {{ run_started_instant() }}
+                    and written.session_date = stored.session_date
+                    and written.load_id <> stored.load_id
             )
     {%- endif -%}
 {%- endmacro %}
 
-{% macro spark__delete_vanished_ticker_sessions(current) -%}
+{% macro spark__delete_replaced_bars() -%}
 {%- endmacro %}

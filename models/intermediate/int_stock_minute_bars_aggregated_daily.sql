@@ -4,7 +4,7 @@
     One row per ticker and session summarising its minute bars. Every value depends on one session
     only, so an incremental run rebuilds exactly the sessions that are new or were re-loaded in bronze
     (whole sessions: the unique key is the session date, so a ticker that vanished from a re-loaded
-    session loses its row too).
+    session loses its row too). `built_at` stamps the sessions each build wrote, for the models downstream.
 -#}
 
 with
@@ -13,7 +13,7 @@ minute_bars as (
 
     select * from {{ ref('stg_polygon__stocks_minute') }}
     {% if is_incremental() %}
-    where {{ changed_session_dates_filter(ref('stg_polygon__stocks_minute')) }}
+    where {{ changed_session_dates_filter(ref('stg_polygon__stocks_minute'), bronze_table='stocks_minute') }}
     {% endif %}
 
 ),
@@ -121,7 +121,8 @@ final as (
         - 1 as first_30_minutes_return,
         session_summaries.regular_hours_close / nullif(session_summaries.last_30_minutes_start_close, 0)
         - 1 as last_30_minutes_return,
-        session_summaries.source_load_id
+        session_summaries.source_load_id,
+        {{ run_started_instant() }} as built_at
 
     from session_summaries
     left join realized_variance

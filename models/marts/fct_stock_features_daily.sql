@@ -1,10 +1,10 @@
-{#- incremental by session (dbt_project.yml); the exceptions: keyed by ticker too, and a ticker that
-    vanished from a re-loaded session loses its row -#}
+{#- incremental by session (dbt_project.yml); each changed ticker is rewritten from its first changed
+    session (macros/ticker_rewrite.sql) -#}
 {{
     config(
         unique_key=['ticker', 'session_date'],
         on_schema_change='append_new_columns',
-        post_hook=["{{ delete_vanished_ticker_sessions(ref('int_stock_daily_adjusted')) }}"],
+        incremental_strategy=ticker_rewrite_strategy(),
     )
 }}
 
@@ -13,101 +13,40 @@
     own traded sessions (a session without a row, e.g. a halt, is not a window slot; the return after it
     spans the gap, and previous_session_date shows it). A feature is NULL until its window is full.
 
-    Incremental runs find, per ticker, the first session whose inputs differ from what is stored (new
-    sessions, re-loaded sessions, or every session before a new split or dividend, whose factor
-    changed), re-read `feature_lookback_sessions` earlier sessions of that ticker so every window is
-    complete, and rewrite that ticker from the first changed session on. Rows that vanished from the
-    input are deleted by the post-hook. Where the engine replaces whole session partitions (Spark),
-    every ticker is rewritten from the first changed session of any ticker instead. The result equals
-    a full refresh row for row.
+    Incremental runs take, per ticker, the first session int_stock_daily_adjusted rewrote since this
+    model's last build (`built_at`: new sessions, re-loaded sessions, or every session of a ticker whose
+    factors changed after a split or dividend), re-read `feature_lookback_sessions` earlier sessions of
+    that ticker so every window is complete, and rewrite that ticker from there on; a ticker that lost
+    rows upstream is rewritten whole (macros/ticker_rewrite.sql). Where the engine replaces whole
+    session partitions (Spark), every ticker is rewritten from the first changed session of any ticker
+    instead. The result equals a full refresh row for row.
 
-    Retention (docs/operations.md): sessions before bronze's first session were removed from bronze by
-    `quantmini cleanup --bronze`, not from the market, so their stored rows are kept ("retired" rows).
-    They stay inputs of the windows (a session just after the cutoff still gets its full lookback) and
-    follow later corporate actions: their factor moves by the same ratio as the factor of the ticker's
-    first session still in bronze, which is what a split or dividend after that session does to every
-    earlier session. A full refresh cannot rebuild them, so `guard_retained_history` refuses one.
+    Retention (docs/operations.md): sessions removed from bronze by `quantmini cleanup --bronze` stay in
+    the intermediate models, which keep adjusting them after later corporate actions, so they stay here
+    too and remain inputs of the windows. A full refresh cannot rebuild them, so
+    `guard_retained_history` refuses one.
 
     `built_at` is when the dbt run that wrote a row started: the rows an incremental run rewrites get
-    its time, the others keep theirs, so gold finds what changed since its last export from the rows
-    written after it (docs/gold.md "Incremental semantics"). A lake built before the column existed
-    gains it on its next run (`append_new_columns`), NULL on the rows written before.
+    its time, the others keep theirs, so gold and the models downstream find what changed from the
+    rows written after they last read (docs/gold.md "Incremental semantics"). A lake built before the
+    column existed gains it on its next run (`append_new_columns`), NULL on the rows written before.
 -#}
 
 {%- set lookback_sessions = var('feature_lookback_sessions', 260) %}
+{#- the features other than the 52-week ones look back 60 sessions at most (60-session returns and
+    volatility of log returns, each of which reads the session before) -#}
+{%- set short_lookback_sessions = 64 %}
+{#- how far back the calendar floor of the lookback sits: a quarter more, for sessions a ticker missed -#}
+{%- set lookback_floor_sessions = (lookback_sessions | int) * 5 // 4 %}
 {#- a ticker's own sessions in order: the window every feature is computed over -#}
 {%- set by_ticker = 'partition by ticker order by session_date' %}
 
+-- depends_on: {{ ref('int_trading_sessions') }}
 {{ guard_retained_history(ref('int_stock_daily_adjusted')) }}
 
 with
 
 current_bars as (
-
-    select * from {{ ref('int_stock_daily_adjusted') }}
-
-),
-
-{% if is_incremental() %}
-
-bronze_start as (
-
-    select min(session_date) as first_session
-
-    from current_bars
-
-),
-
-stored_anchors as (
-
-    select
-        current_bars.ticker,
-        current_bars.adj_factor / anchor_rows.adj_factor as factor_ratio,
-        row_number() over (partition by current_bars.ticker order by current_bars.session_date) as session_rank
-
-    from current_bars
-    inner join {{ this }} as anchor_rows
-        on
-            current_bars.ticker = anchor_rows.ticker
-            and current_bars.session_date = anchor_rows.session_date
-
-),
-
-factor_anchors as (
-
-    -- each ticker's first session still in bronze: how far its factor moved since it was stored
-    select
-        ticker,
-        factor_ratio
-
-    from stored_anchors
-    where session_rank = 1
-
-),
-
-retired_factors as (
-
-    select
-        retired_rows.ticker,
-        retired_rows.session_date,
-        retired_rows.open,
-        retired_rows.high,
-        retired_rows.low,
-        retired_rows.close,
-        retired_rows.volume,
-        retired_rows.transactions,
-        retired_rows.vwap,
-        retired_rows.vwap_source,
-        retired_rows.adj_factor * coalesce(factor_anchors.factor_ratio, cast(1 as double)) as adj_factor
-
-    from {{ this }} as retired_rows
-    cross join bronze_start
-    left join factor_anchors on retired_rows.ticker = factor_anchors.ticker
-    where bronze_start.first_session is null or retired_rows.session_date < bronze_start.first_session
-
-),
-
-daily_bars as (
 
     select
         ticker,
@@ -126,82 +65,24 @@ daily_bars as (
         adj_low,
         adj_close,
         adj_volume,
-        adj_vwap
+        adj_vwap,
+        built_at
 
-    from current_bars
-
-    union all
-
-    select
-        ticker,
-        session_date,
-        open,
-        high,
-        low,
-        close,
-        volume,
-        transactions,
-        vwap,
-        vwap_source,
-        adj_factor,
-        {{ adjusted_bar_columns() }}
-
-    from retired_factors
+    from {{ ref('int_stock_daily_adjusted') }}
 
 ),
 
-stored_bars as (
+{% if is_incremental() %}
 
-    select
-        ticker,
-        session_date,
-        open,
-        high,
-        low,
-        close,
-        volume,
-        transactions,
-        vwap,
-        vwap_source,
-        adj_factor
-
-    from {{ this }}
-
-),
-
-changed_bars as (
-
-    select
-        coalesce(daily_bars.ticker, stored_bars.ticker) as ticker,
-        coalesce(daily_bars.session_date, stored_bars.session_date) as session_date
-
-    from daily_bars
-    full outer join stored_bars
-        on
-            daily_bars.ticker = stored_bars.ticker
-            and daily_bars.session_date = stored_bars.session_date
-    where
-        daily_bars.ticker is null
-        or stored_bars.ticker is null
-        or daily_bars.open is distinct from stored_bars.open
-        or daily_bars.high is distinct from stored_bars.high
-        or daily_bars.low is distinct from stored_bars.low
-        or daily_bars.close is distinct from stored_bars.close
-        or daily_bars.volume is distinct from stored_bars.volume
-        or daily_bars.transactions is distinct from stored_bars.transactions
-        or daily_bars.vwap is distinct from stored_bars.vwap
-        or daily_bars.vwap_source is distinct from stored_bars.vwap_source
-        or daily_bars.adj_factor is distinct from stored_bars.adj_factor
-
-),
+{{ ticker_changes('ticker_changes', 'current_bars') }},
 
 {% if incremental_replaces_whole_sessions() %}
 
 first_change as (
 
-    select min(session_date) as rewrite_from_date
+    select min(rewritten_from_date) as rewritten_from_date
 
-    from changed_bars
+    from ticker_changes
 
 ),
 
@@ -209,13 +90,13 @@ changed_tickers as (
 
     -- a session is replaced whole: every ticker traded since the first changed session is rewritten
     select
-        daily_bars.ticker,
-        min(first_change.rewrite_from_date) as rewrite_from_date
+        current_bars.ticker,
+        min(first_change.rewritten_from_date) as rewritten_from_date
 
-    from daily_bars
+    from current_bars
     cross join first_change
-    where daily_bars.session_date >= first_change.rewrite_from_date
-    group by daily_bars.ticker
+    where current_bars.session_date >= first_change.rewritten_from_date
+    group by current_bars.ticker
 
 ),
 
@@ -223,44 +104,104 @@ changed_tickers as (
 
 changed_tickers as (
 
-    select
-        ticker,
-        min(session_date) as rewrite_from_date
-
-    from changed_bars
-    group by ticker
+    select * from ticker_changes
 
 ),
 
 {% endif %}
 
+trading_sessions as (
+
+    select
+        session_date,
+        row_number() over (order by session_date) as session_number
+
+    from {{ ref('int_trading_sessions') }}
+
+),
+
+lookback_floors as (
+
+    -- a calendar session a quarter more than `lookback_sessions` before each ticker's first rewritten
+    -- one: a ticker that missed fewer sessions than that since has enough rows from there
+    select
+        changed_tickers.ticker,
+        changed_tickers.rewritten_from_date,
+        floor_sessions.session_date as floor_date
+
+    from changed_tickers
+    left join trading_sessions as first_sessions on changed_tickers.rewritten_from_date = first_sessions.session_date
+    left join trading_sessions as floor_sessions
+        on first_sessions.session_number - {{ lookback_floor_sessions }} = floor_sessions.session_number
+
+),
+
+preceding_counts as (
+
+    select
+        lookback_floors.ticker,
+        count(*) as preceding_rows,
+        sum(case when current_bars.session_date >= lookback_floors.floor_date then 1 else 0 end)
+            as preceding_rows_from_floor
+
+    from current_bars
+    inner join lookback_floors on current_bars.ticker = lookback_floors.ticker
+    where current_bars.session_date < lookback_floors.rewritten_from_date
+    group by lookback_floors.ticker
+
+),
+
+lookback_dates as (
+
+    -- where each ticker's lookback starts; NULL (every session of it) when halts left fewer than
+    -- `lookback_sessions` rows after the calendar floor while more exist before it
+    select
+        lookback_floors.ticker,
+        lookback_floors.rewritten_from_date,
+        case
+            when
+                coalesce(preceding_counts.preceding_rows_from_floor, 0)
+                >= least({{ lookback_sessions }}, coalesce(preceding_counts.preceding_rows, 0))
+                then lookback_floors.floor_date
+        end as lookback_from_date
+
+    from lookback_floors
+    left join preceding_counts on lookback_floors.ticker = preceding_counts.ticker
+
+),
+
 numbered_bars as (
 
     select
-        daily_bars.*,
-        changed_tickers.rewrite_from_date,
-        row_number() over (partition by daily_bars.ticker order by daily_bars.session_date) as ticker_session_number
+        current_bars.*,
+        lookback_dates.rewritten_from_date,
+        row_number() over (partition by current_bars.ticker order by current_bars.session_date) as ticker_session_number
 
-    from daily_bars
-    inner join changed_tickers on daily_bars.ticker = changed_tickers.ticker
+    from current_bars
+    inner join lookback_dates on current_bars.ticker = lookback_dates.ticker
+    where lookback_dates.lookback_from_date is null or current_bars.session_date >= lookback_dates.lookback_from_date
 
 ),
 
 lookback_starts as (
 
+    -- the 52-week features need `lookback_sessions` earlier rows; the others {{ short_lookback_sessions }}
     select
         ticker,
-        min(ticker_session_number) - {{ lookback_sessions }} as first_session_number
+        min(ticker_session_number) - {{ lookback_sessions }} as first_session_number,
+        min(ticker_session_number) - {{ short_lookback_sessions }} as short_first_session_number
 
     from numbered_bars
-    where session_date >= rewrite_from_date
+    where session_date >= rewritten_from_date
     group by ticker
 
 ),
 
 scoped_bars as (
 
-    select numbered_bars.*
+    select
+        numbered_bars.*,
+        lookback_starts.short_first_session_number
 
     from numbered_bars
     inner join lookback_starts on numbered_bars.ticker = lookback_starts.ticker
@@ -274,13 +215,36 @@ scoped_bars as (
 
     select
         *,
-        cast(null as date) as rewrite_from_date
+        cast(null as date) as rewritten_from_date
 
     from current_bars
 
 ),
 
 {% endif %}
+
+long_windows as (
+
+    -- the 52-week features, over the long lookback
+    select
+        *,
+        max(adj_high) over ({{ by_ticker }} rows between 251 preceding and current row) as high_252_raw,
+        min(adj_low) over ({{ by_ticker }} rows between 251 preceding and current row) as low_252_raw,
+        count(*) over ({{ by_ticker }} rows between 251 preceding and current row) as sessions_in_252
+
+    from scoped_bars
+
+),
+
+short_scoped_bars as (
+
+    -- every other feature, over the last `short_lookback_sessions` sessions before the rewritten ones
+    select * from long_windows
+    {%- if is_incremental() %}
+    where ticker_session_number >= short_first_session_number
+    {%- endif %}
+
+),
 
 lagged as (
 
@@ -292,7 +256,7 @@ lagged as (
         lag(adj_close, 20) over by_ticker as adj_close_20_sessions_ago,
         lag(adj_close, 60) over by_ticker as adj_close_60_sessions_ago
 
-    from scoped_bars
+    from short_scoped_bars
     window by_ticker as (partition by ticker order by session_date)
 
 ),
@@ -337,10 +301,7 @@ windows as (
         count(true_range) over ({{ by_ticker }} rows between 13 preceding and current row) as true_ranges_in_14,
         {{ fixed_order_window_sum('close_gain', 0, 13, by_ticker) }} / 14.0 as mean_gain_14,
         {{ fixed_order_window_sum('close_loss', 0, 13, by_ticker) }} / 14.0 as mean_loss_14,
-        count(close_gain) over ({{ by_ticker }} rows between 13 preceding and current row) as moves_in_14,
-        max(adj_high) over ({{ by_ticker }} rows between 251 preceding and current row) as high_252_raw,
-        min(adj_low) over ({{ by_ticker }} rows between 251 preceding and current row) as low_252_raw,
-        count(*) over ({{ by_ticker }} rows between 251 preceding and current row) as sessions_in_252
+        count(close_gain) over ({{ by_ticker }} rows between 13 preceding and current row) as moves_in_14
 
     from daily_moves
 
@@ -414,17 +375,27 @@ features as (
             when moves_in_14 < 14 then null
             when greatest(mean_gain_14, 0) + greatest(mean_loss_14, 0) = 0 then 50.0
             else 100.0 * (greatest(mean_gain_14, 0) / (greatest(mean_gain_14, 0) + greatest(mean_loss_14, 0)))
-        end as rsi_14
+        end as rsi_14,
+        {{ run_started_instant() }} as built_at,
+        rewritten_from_date
 
     from deviations
     {% if is_incremental() %}
-    where session_date >= rewrite_from_date
+    where session_date >= rewritten_from_date
     {% endif %}
 
 )
 
-select
-    *,
-    {{ run_started_instant() }} as built_at
+select * from features
+{%- if is_incremental() and not incremental_replaces_whole_sessions() %}
 
-from features
+-- one marker row per rewritten ticker (a NULL session): the strategy deletes from its date even when
+-- nothing of the ticker is left to insert
+union all by name
+
+select
+    ticker,
+    rewritten_from_date
+
+from changed_tickers
+{%- endif %}
