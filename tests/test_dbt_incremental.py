@@ -194,7 +194,9 @@ def test_incremental_build_equals_full_refresh(tmp_path: Path) -> None:
         "ticker",
     )
     assert late_minutes, "minute bars loaded late for an old session feed its VWAP"
-    _, lgcy = _rows(incremental_dir, "(select * from main.fct_stock_features_daily where ticker = 'LGCY')", "1")
+    _, lgcy = _rows(
+        incremental_dir, "(select * from main.fct_stock_features_daily where ticker = 'LGCY')", "1"
+    )
     assert lgcy == [], "LGCY's bars moved to its current ticker"
     _, newc = _rows(
         incremental_dir,

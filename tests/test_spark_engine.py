@@ -96,8 +96,10 @@ COMPARED_REST = {
     ],
     ("main", "fct_short_data_daily"): ["ticker", "session_date"],
 }
-# differ between the builds by design: `built_at` is when the run that wrote a row started
-ENGINE_SPECIFIC = {"source_fingerprint", "built_at"}
+# differ between the builds by design: `built_at` is when the run that wrote a row started,
+# `rewritten_from_date` the first session that run rewrote (every ticker's on Spark), and the
+# fingerprints hash with each engine's own function
+ENGINE_SPECIFIC = {"source_fingerprint", "factor_signature", "built_at", "rewritten_from_date"}
 
 
 def _spark_env(data_dir: Path, master: str) -> None:

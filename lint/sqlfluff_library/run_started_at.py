@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as _dt
 
-_STARTED = _dt.datetime(2000, 1, 1, tzinfo=_dt.timezone.utc)
+_STARTED = _dt.datetime(2000, 1, 1, tzinfo=_dt.UTC)
 
 
 def strftime(format: str) -> str:  # noqa: A002 - the argument name of datetime.strftime

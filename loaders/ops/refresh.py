@@ -136,7 +136,7 @@ def first_changed_session(settings: Settings, before: dict[str, dict[dt.date, li
 
 def session_test_scope(
     settings: Settings, mode: str, before: dict[str, dict[dt.date, list[Any]]]
-) -> dict[str, str]:
+) -> dict[str, Any]:
     """dbt vars that make a daily refresh's data tests check only the sessions it changed
     (macros/test_scope.sql); the weekly refresh checks everything."""
     if mode != "daily" or not before:
@@ -145,7 +145,20 @@ def session_test_scope(
     if first is None:  # nothing new in the session datasets: the session-grained tests have nothing to check
         latest = max((max(p, default=dt.date.min) for p in before.values()), default=dt.date.min)
         first = latest + dt.timedelta(days=1) if latest != dt.date.min else None
-    return {"test_sessions_from": first.isoformat()} if first else {}
+    if first is None:
+        return {}
+    scope: dict[str, Any] = {"test_sessions_from": first.isoformat()}
+    # the REST datasets listed over a trailing window are tested over it (the widest); a window of 0
+    # lists everything daily, and then everything is tested
+    from loaders.rest.settings import refresh_window_days
+
+    try:
+        windows = [refresh_window_days(name) for name, entry in DATASETS.items() if entry.refresh_window_days]
+    except ValueError:  # a bad QM_REFRESH_WINDOW_DAYS: the ingest step names it; test everything
+        return scope
+    if windows and all(days for days in windows):
+        scope["test_window_days"] = max(windows)
+    return scope
 
 
 def run_refresh(

@@ -85,7 +85,11 @@ factor_changes as (
     from first_sessions
     left join factor_signatures on first_sessions.ticker = factor_signatures.ticker
     left join stored_signatures on first_sessions.ticker = stored_signatures.ticker
-    where factor_signatures.factor_signature is distinct from stored_signatures.factor_signature
+    where
+        not (
+            factor_signatures.factor_signature = stored_signatures.factor_signature
+            or (factor_signatures.factor_signature is null and stored_signatures.factor_signature is null)
+        )
 
     union all
 

@@ -136,7 +136,20 @@ written_bars as (
     -- they were
     union all
 
-    select stored_bars.*
+    -- by name: Spark keeps a table's partition column last
+    select
+        stored_bars.ticker,
+        stored_bars.listed_ticker,
+        stored_bars.session_date,
+        stored_bars.bar_start_at,
+        stored_bars.open,
+        stored_bars.high,
+        stored_bars.low,
+        stored_bars.close,
+        stored_bars.volume,
+        stored_bars.transactions,
+        stored_bars.load_id,
+        stored_bars.built_at
 
     from stored_bars
     where

@@ -3,7 +3,9 @@ with
 
 features as (
 
+    -- on a daily refresh, the sessions it loaded (macros/test_scope.sql)
     select * from {{ ref('fct_stock_features_daily') }}
+    where {{ test_sessions_scope() }}
 
 )
 
