@@ -11,9 +11,18 @@
     this model's last build carry a later stamp than any row stored here.
 -#}
 
-{#- The newest stamp stored in the model being built: upstream rows stamped later are new to it. -#}
+{#- The newest stamp stored in the model being built: upstream rows stamped later are new to it (all of
+    them when the stored table predates the column). -#}
 {% macro stored_built_at() -%}
-    (select coalesce(max(built_at), cast('0001-01-01 00:00:00' as {{ type_instant() }})) from {{ this }})
+    {%- set earliest = "cast('0001-01-01 00:00:00' as " ~ type_instant() ~ ")" -%}
+    {%- if execute -%}
+        {%- set stored = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
+        {%- if 'built_at' not in stored -%}
+            {#- a table written before the column existed: every upstream row is new to it -#}
+            {{ return(earliest) }}
+        {%- endif -%}
+    {%- endif -%}
+    {{ return('(select coalesce(max(built_at), ' ~ earliest ~ ') from ' ~ this ~ ')') }}
 {%- endmacro %}
 
 

@@ -207,15 +207,19 @@ def test_incremental_build_equals_full_refresh(tmp_path: Path) -> None:
     assert len(newc) == len(before_rename), "NEWC's history starts with LGCY's bars"
 
     # built_at: the run's time on every row it wrote (all new sessions among them), phase 1's on the
-    # rows it left alone; a full refresh stamps every row once
+    # rows it left alone; the mart lost its column before phase 2 (an older lake), so that run rewrote it
+    # whole; a full refresh stamps every row once
     with duckdb.connect(str(incremental_dir / "quantmini.duckdb"), read_only=True) as con:
         stamps = con.execute(
             "select count(distinct built_at), count(*) - count(built_at), "
-            "count(*) filter (where built_at < (select max(built_at) from main.fct_stock_features_daily)), "
-            "count(*) filter (where built_at < (select max(built_at) from main.fct_stock_features_daily) "
-            f"and session_date > date '{cutoff}') from main.fct_stock_features_daily"
+            "count(*) filter (where built_at < (select max(built_at) from main_intermediate.int_stock_daily_adjusted)), "
+            "count(*) filter (where built_at < (select max(built_at) from main_intermediate.int_stock_daily_adjusted) "
+            f"and session_date > date '{cutoff}') from main_intermediate.int_stock_daily_adjusted"
         ).fetchone()
-    assert stamps[0] == 2 and stamps[1] == 0 and stamps[2] > 0 and stamps[3] == 0, stamps
+        assert stamps[0] == 2 and stamps[1] == 0 and stamps[2] > 0 and stamps[3] == 0, stamps
+        assert con.execute(
+            "select count(distinct built_at), count(*) - count(built_at) from main.fct_stock_features_daily"
+        ).fetchone() == (1, 0)
     with duckdb.connect(str(full_dir / "quantmini.duckdb"), read_only=True) as con:
         assert con.execute(
             "select count(distinct built_at), count(*) - count(built_at) from main.fct_stock_features_daily"
